@@ -1,0 +1,135 @@
+import { createActor, type AnyActor, type AnyMachineSnapshot, type InspectionEvent } from 'xstate';
+import type { Clock } from './clock.ts';
+import type { TransitionRecord } from './committer.ts';
+import { stateName } from './redact.ts';
+import type { ActorEvent, PendingTimer, ResolvedActorType } from './types.ts';
+import { readScheduled, restoreScheduled } from './xstate-timers.ts';
+
+export interface StepOutcome {
+  accepted: boolean;
+  from: string;
+  to: string;
+}
+
+/**
+ * One live XState actor for one (type, key): restores it, feeds it journal events one at a time,
+ * and reports what it does by itself (timers firing, invoked effects settling).
+ */
+export class Activation {
+  readonly actor: AnyActor;
+  private inStep = true;
+  private lastState: string;
+  private spontaneous: TransitionRecord[] = [];
+  /** Due time of each scheduled entry XState holds, keyed by the entry object itself. */
+  private dueTimes = new WeakMap<object, number>();
+  private lastTimerSig = '';
+
+  constructor(
+    readonly def: ResolvedActorType,
+    private readonly clock: Clock,
+    persisted: unknown,
+    timers: PendingTimer[],
+    private readonly onSpontaneous: () => void,
+  ) {
+    this.actor = createActor(def.machine, {
+      clock,
+      ...(persisted ? { snapshot: persisted as any } : {}),
+      inspect: (ev) => this.inspect(ev),
+    });
+    this.lastState = persisted ? stateName((persisted as { value?: unknown }).value) : '';
+    this.actor.start();
+    for (const t of timers) restoreScheduled(this.actor, t.id, t.event, t.dueAt - clock.now());
+    for (const raw of readScheduled(this.actor)) {
+      const stored = timers.find((t) => t.id === raw.id);
+      if (stored) this.dueTimes.set(raw, stored.dueAt);
+    }
+    this.lastTimerSig = signature(timers);
+    if (!persisted) {
+      this.spontaneous.push({ seq: null, eventType: 'xstate.init', from: '', to: this.state, accepted: true, at: clock.now() });
+    }
+    this.inStep = false;
+  }
+
+  get snapshot(): AnyMachineSnapshot {
+    return this.actor.getSnapshot();
+  }
+
+  get state(): string {
+    return stateName(this.snapshot.value);
+  }
+
+  /** Feeds one event; synchronous, so one event is handled at a time. */
+  step(event: ActorEvent): StepOutcome {
+    const from = this.state;
+    const snap = this.snapshot;
+    if (snap.status !== 'active' || !snap.can(event as any)) return { accepted: false, from, to: from };
+    this.inStep = true;
+    try {
+      this.actor.send(event as any);
+    } finally {
+      this.inStep = false;
+    }
+    this.lastState = this.state;
+    return { accepted: true, from, to: this.lastState };
+  }
+
+  /** Transitions the actor made by itself since the last call. */
+  takeSpontaneous(): TransitionRecord[] {
+    const out = this.spontaneous;
+    this.spontaneous = [];
+    return out;
+  }
+
+  persisted(): unknown {
+    return this.actor.getPersistedSnapshot();
+  }
+
+  /** The pending delayed events with absolute due times. */
+  timers(): PendingTimer[] {
+    const now = this.clock.now();
+    return readScheduled(this.actor).map((raw) => {
+      let dueAt = this.dueTimes.get(raw);
+      if (dueAt === undefined) {
+        dueAt = now + raw.delay;
+        this.dueTimes.set(raw, dueAt);
+      }
+      return { id: raw.id, event: raw.event, dueAt };
+    });
+  }
+
+  /** The timers if they changed since the last call, else undefined. */
+  timersIfChanged(): PendingTimer[] | undefined {
+    const timers = this.timers();
+    const sig = signature(timers);
+    if (sig === this.lastTimerSig) return undefined;
+    this.lastTimerSig = sig;
+    return timers;
+  }
+
+  /** True while an invoked effect is running: evicting now would cancel it. */
+  get busy(): boolean {
+    const children = this.snapshot.children as Record<string, { getSnapshot(): { status: string } } | undefined>;
+    return Object.values(children).some((c) => c?.getSnapshot().status === 'active');
+  }
+
+  stop(): void {
+    this.inStep = true;
+    this.actor.stop();
+  }
+
+  private inspect(ev: InspectionEvent): void {
+    if (ev.type !== '@xstate.snapshot' || ev.actorRef !== this.actor || this.inStep) return;
+    const to = stateName((ev.snapshot as AnyMachineSnapshot).value);
+    this.spontaneous.push({ seq: null, eventType: ev.event.type, from: this.lastState, to, accepted: true, at: this.clock.now() });
+    this.lastState = to;
+    // Let XState finish the step (deferred actions schedule timers) before saving.
+    queueMicrotask(this.onSpontaneous);
+  }
+}
+
+function signature(timers: PendingTimer[]): string {
+  return timers
+    .map((t) => `${t.id}@${t.dueAt}`)
+    .sort()
+    .join('|');
+}

@@ -1,0 +1,231 @@
+import type { Db, Sql } from '../storage/db.ts';
+import { StaleEpochError } from './errors.ts';
+import type { ActorEvent, PendingTimer } from './types.ts';
+
+export interface AppendOp {
+  type: string;
+  key: string;
+  seq: number;
+  event: ActorEvent;
+  idempotencyKey: string | undefined;
+  receivedAt: number;
+  /** The actor has no row yet. */
+  create: boolean;
+}
+
+/** `seq` is the journal seq of the event: the original one when the key was seen before. */
+export type AppendOutcome = { seq: number; duplicate: boolean };
+
+export interface TransitionRecord {
+  seq: number | null;
+  eventType: string;
+  from: string;
+  to: string;
+  accepted: boolean;
+  at: number;
+}
+
+export interface SaveOp {
+  type: string;
+  key: string;
+  epoch: number;
+  snapshot: unknown;
+  state: string;
+  status: string;
+  processedSeq: number;
+  transitions: TransitionRecord[];
+  /** The full set of pending timers, or undefined when unchanged since the last save. */
+  timers: PendingTimer[] | undefined;
+}
+
+interface Waiting<T, R> {
+  op: T;
+  resolve(result: R): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: appends and state saves queued while a transaction is in flight go together
+ * into the next one, so one fsync covers many events across many actors.
+ */
+export class Committer {
+  private appends: Waiting<AppendOp, AppendOutcome>[] = [];
+  private saves: Waiting<SaveOp, void>[] = [];
+  private running: Promise<void> | undefined;
+  /** Flushes so far and ops they carried, for metrics and benchmarks. */
+  readonly stats = { flushes: 0, appends: 0, saves: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly maxBatch = 2000,
+  ) {}
+
+  append(op: AppendOp): Promise<AppendOutcome> {
+    return new Promise((resolve, reject) => {
+      this.appends.push({ op, resolve, reject });
+      this.kick();
+    });
+  }
+
+  save(op: SaveOp): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.saves.push({ op, resolve, reject });
+      this.kick();
+    });
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined || this.appends.length > 0 || this.saves.length > 0;
+  }
+
+  /** Resolves once everything queued so far is committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private kick(): void {
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+      // Ops queued after the loop saw empty queues, but before this ran, need a new loop.
+      if (this.appends.length || this.saves.length) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    // Yield once so that sends arriving in the same tick share the first transaction.
+    await new Promise((r) => setImmediate(r));
+    while (this.appends.length || this.saves.length) {
+      const appends = this.appends.splice(0, this.maxBatch);
+      const saves = this.saves.splice(0, this.maxBatch);
+      let outcomes: AppendOutcome[] = [];
+      try {
+        outcomes = await this.db.tx(async (tx) => {
+          const out = await writeAppends(tx, appends.map((a) => a.op));
+          await writeSaves(tx, saves.map((s) => s.op));
+          return out;
+        });
+      } catch (err) {
+        for (const w of [...appends, ...saves]) w.reject(err);
+        continue;
+      }
+      this.stats.flushes++;
+      this.stats.appends += appends.length;
+      this.stats.saves += saves.length;
+      appends.forEach((w, i) => w.resolve(outcomes[i]!));
+      for (const w of saves) w.resolve();
+    }
+  }
+}
+
+async function writeAppends(tx: Sql, ops: AppendOp[]): Promise<AppendOutcome[]> {
+  if (!ops.length) return [];
+  const creates = ops.filter((o) => o.create);
+  if (creates.length) {
+    await tx.query(
+      `INSERT INTO actors (type, key) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+      [creates.map((o) => o.type), creates.map((o) => o.key)],
+    );
+  }
+  const { rows } = await tx.query<{ type: string; key: string; seq: number }>(
+    `INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::bigint[])
+     ON CONFLICT DO NOTHING RETURNING type, key, seq`,
+    [
+      ops.map((o) => o.type),
+      ops.map((o) => o.key),
+      ops.map((o) => o.seq),
+      ops.map((o) => JSON.stringify(o.event)),
+      ops.map((o) => o.idempotencyKey ?? null),
+      ops.map((o) => o.receivedAt),
+    ],
+  );
+  const inserted = new Set(rows.map((r) => `${r.type}\u0000${r.key}\u0000${r.seq}`));
+  const missing = ops.filter((o) => !inserted.has(`${o.type}\u0000${o.key}\u0000${o.seq}`));
+  const original = new Map<string, number>();
+  if (missing.length) {
+    const found = await tx.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
+      `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
+         JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
+           ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
+      [missing.map((o) => o.type), missing.map((o) => o.key), missing.map((o) => o.idempotencyKey ?? '')],
+    );
+    for (const r of found.rows) original.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
+  }
+  return ops.map((o) => {
+    if (inserted.has(`${o.type}\u0000${o.key}\u0000${o.seq}`)) return { seq: o.seq, duplicate: false };
+    const seq = original.get(`${o.type}\u0000${o.key}\u0000${o.idempotencyKey}`);
+    // A seq collision without an idempotency match means another writer owns this actor.
+    if (seq === undefined) throw new StaleEpochError(`journal seq ${o.seq} of ${o.type}/${o.key} was taken by another writer`);
+    return { seq, duplicate: true };
+  });
+}
+
+async function writeSaves(tx: Sql, ops: SaveOp[]): Promise<void> {
+  if (!ops.length) return;
+  // Saves of one actor are queued in processing order; the last one carries the newest state.
+  const latest = new Map<string, SaveOp>();
+  for (const op of ops) {
+    const id = `${op.type}\u0000${op.key}`;
+    const prev = latest.get(id);
+    // "Timers unchanged" means unchanged since the previous save, which may be in this batch.
+    latest.set(id, op.timers === undefined && prev?.timers !== undefined ? { ...op, timers: prev.timers } : op);
+  }
+  const states = [...latest.values()];
+  const updated = await tx.query(
+    `UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
+            processed_seq = v.seq, updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+            AS v(type, key, snapshot, state, status, seq, epoch)
+      WHERE a.type = v.type AND a.key = v.key AND a.owner_epoch = v.epoch`,
+    [
+      states.map((o) => o.type),
+      states.map((o) => o.key),
+      states.map((o) => JSON.stringify(o.snapshot)),
+      states.map((o) => o.state),
+      states.map((o) => o.status),
+      states.map((o) => o.processedSeq),
+      states.map((o) => o.epoch),
+    ],
+  );
+  if (updated.rowCount !== states.length) {
+    throw new StaleEpochError(`state write refused: ${states.length - (updated.rowCount ?? 0)} actor(s) are owned under a newer epoch`);
+  }
+  const transitions = ops.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
+  if (transitions.length) {
+    await tx.query(
+      `INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::bigint[])`,
+      [
+        transitions.map((t) => t.type),
+        transitions.map((t) => t.key),
+        transitions.map((t) => t.seq),
+        transitions.map((t) => t.eventType),
+        transitions.map((t) => t.from),
+        transitions.map((t) => t.to),
+        transitions.map((t) => t.accepted),
+        transitions.map((t) => t.at),
+      ],
+    );
+  }
+  const timerOps = states.filter((o) => o.timers !== undefined);
+  if (timerOps.length) {
+    await tx.query(`DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS v(type, key) WHERE t.type = v.type AND t.key = v.key`, [
+      timerOps.map((o) => o.type),
+      timerOps.map((o) => o.key),
+    ]);
+    const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
+    if (timers.length) {
+      await tx.query(
+        `INSERT INTO timers (type, key, timer_id, event, due_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])`,
+        [
+          timers.map((t) => t.type),
+          timers.map((t) => t.key),
+          timers.map((t) => t.id),
+          timers.map((t) => JSON.stringify(t.event)),
+          timers.map((t) => t.dueAt),
+        ],
+      );
+    }
+  }
+}

@@ -1,0 +1,446 @@
+import type { Db } from '../storage/db.ts';
+import { Activation } from './activation.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { Committer, type TransitionRecord } from './committer.ts';
+import { Entry, type StepResult } from './entry.ts';
+import { NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, TimeoutError, UnavailableError, ValidationError } from './errors.ts';
+import { validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
+import { redact } from './redact.ts';
+import * as store from './store.ts';
+import { Housekeeper } from './housekeeper.ts';
+import { resolveActorType, type ActorEvent, type ActorTypeDefinition, type ActorView, type ProcessedResult, type ResolvedActorType, type SendResult } from './types.ts';
+import { machineDefinition } from './definition.ts';
+
+export interface RuntimeLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ActorSystemOptions {
+  db: Db;
+  clock?: Clock;
+  logger?: RuntimeLogger;
+  /** Largest event accepted, in bytes of JSON. */
+  maxEventBytes?: number;
+  /** How long send-and-wait waits for processing. */
+  waitTimeoutMs?: number;
+  /** How often idle actors are looked for, and timers of evicted actors polled. */
+  housekeepingIntervalMs?: number;
+}
+
+const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * The actor system: durable mailboxes, exactly-once state, durable timers and passivation for
+ * every registered actor type. See DESIGN §3 for the contract.
+ *
+ * @example
+ *   const system = new ActorSystem({ db });
+ *   system.register({ name: 'reminder', machine, events: { arm: z.object({ ms: z.number() }) } });
+ *   await system.start();
+ *   const { seq } = await system.send('reminder', 'r-1', { type: 'arm', ms: 5000 });
+ */
+export class ActorSystem {
+  readonly clock: Clock;
+  readonly committer: Committer;
+  private readonly db: Db;
+  private readonly log: RuntimeLogger;
+  private readonly types = new Map<string, ResolvedActorType>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<Entry>>();
+  private readonly maxEventBytes: number;
+  private readonly waitTimeoutMs: number;
+  private readonly housekeeper: Housekeeper;
+  private started: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor({ db, clock = systemClock, logger = silent, maxEventBytes = 64 * 1024, waitTimeoutMs = 10_000, housekeepingIntervalMs = 1000 }: ActorSystemOptions) {
+    this.db = db;
+    this.clock = clock;
+    this.log = logger;
+    this.maxEventBytes = maxEventBytes;
+    this.waitTimeoutMs = waitTimeoutMs;
+    this.committer = new Committer(db);
+    this.housekeeper = new Housekeeper({
+      db,
+      clock,
+      intervalMs: housekeepingIntervalMs,
+      entries: this.entries,
+      wake: (type, key) => this.wake(type, key),
+      evict: (entry) => this.evict(entry),
+    });
+  }
+
+  register(def: ActorTypeDefinition): void {
+    if (this.types.has(def.name)) throw new Error(`actor type '${def.name}' is already registered`);
+    this.types.set(def.name, resolveActorType(def));
+  }
+
+  get actorTypes(): ResolvedActorType[] {
+    return [...this.types.values()];
+  }
+
+  /** Recovers actors with unprocessed journal events and starts timers and passivation. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      const tried = new Set<string>();
+      for (;;) {
+        const backlog = await store.actorsWithBacklog(this.db, 1000);
+        const fresh = backlog.filter((a) => this.types.has(a.type) && !tried.has(`${a.type}/${a.key}`));
+        if (!fresh.length) break;
+        for (const a of fresh) tried.add(`${a.type}/${a.key}`);
+        await Promise.all(fresh.map((a) => this.wake(a.type, a.key)));
+        await this.idleDrains();
+      }
+      this.housekeeper.start();
+    })();
+    return this.started;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.housekeeper.stop();
+    await this.idleDrains();
+    await this.committer.drain();
+    for (const entry of this.entries.values()) entry.activation?.stop();
+    this.entries.clear();
+  }
+
+  type(name: string): ResolvedActorType {
+    const def = this.types.get(name);
+    if (!def) throw new NotFoundError(`unknown actor type '${name}'`, { field: 'type' });
+    return def;
+  }
+
+  /** Appends an event to the actor's journal; resolves once it is committed. */
+  async send(type: string, key: string, input: unknown, opts: { idempotencyKey?: string } = {}): Promise<SendResult> {
+    return (await this.append(type, key, input, opts, false)).result;
+  }
+
+  /** Sends, then waits until the event is processed and its resulting state committed. */
+  async sendAndWait(type: string, key: string, input: unknown, opts: { idempotencyKey?: string; timeoutMs?: number } = {}): Promise<ProcessedResult> {
+    const { result, done, entry } = await this.append(type, key, input, opts, true);
+    const outcome = done ? await this.withTimeout(done, opts.timeoutMs) : await this.earlierOutcome(entry, result.seq, opts.timeoutMs);
+    if (outcome.error) throw outcome.error;
+    if (!outcome.accepted) throw new NotAcceptedError(outcome.state, (input as ActorEvent).type, result.seq);
+    return { ...result, accepted: true, state: outcome.state, snapshot: outcome.view };
+  }
+
+  private async append(type: string, key: string, input: unknown, opts: { idempotencyKey?: string }, wait: boolean) {
+    if (this.stopping) throw new UnavailableError('the system is shutting down', 1000);
+    const def = this.type(type);
+    validateKey(def, key);
+    if (opts.idempotencyKey !== undefined) validateIdempotencyKey(opts.idempotencyKey);
+    const event = validateEvent(def, input);
+    if (Buffer.byteLength(JSON.stringify(event)) > this.maxEventBytes) {
+      throw new PayloadTooLargeError(`event is larger than ${this.maxEventBytes} bytes`, { field: 'body' });
+    }
+    const entry = await this.entry(def, key);
+    if (entry.lastSeq - entry.appliedSeq >= def.mailboxSize) {
+      throw new UnavailableError(`mailbox of ${entry.id} is full (${def.mailboxSize} events waiting)`, 1000);
+    }
+    const seq = ++entry.lastSeq;
+    entry.inflightAppends++;
+    entry.lastActive = this.clock.now();
+    // Registered before the append commits, so processing can never outrun the waiter.
+    const done = wait ? entry.wait(seq) : undefined;
+    done?.catch(() => {});
+    try {
+      const result = await this.committer.append({
+        type,
+        key,
+        seq,
+        event,
+        idempotencyKey: opts.idempotencyKey,
+        receivedAt: this.clock.now(),
+        create: !entry.exists,
+      });
+      entry.exists = true;
+      if (result.duplicate) {
+        entry.dropWaiter(seq); // the seq handed out above stays unused
+        return { result, entry, done: undefined };
+      }
+      entry.enqueue(seq, event);
+      this.drain(entry);
+      return { result, entry, done };
+    } catch (err) {
+      entry.dropWaiter(seq);
+      throw err;
+    } finally {
+      entry.inflightAppends--;
+    }
+  }
+
+  /** A resend of an already-appended event: wait for it, then answer as the first send would. */
+  private async earlierOutcome(entry: Entry, seq: number, timeoutMs?: number): Promise<StepResult> {
+    const deadline = this.clock.now() + (timeoutMs ?? this.waitTimeoutMs);
+    for (;;) {
+      const { rows } = await this.db.query<{ accepted: boolean; to_state: string }>(
+        'SELECT accepted, to_state FROM transitions WHERE type = $1 AND key = $2 AND seq = $3 LIMIT 1',
+        [entry.def.name, entry.key, seq],
+      );
+      if (rows[0]) return { accepted: rows[0].accepted, state: rows[0].to_state, view: await this.get(entry.def.name, entry.key) };
+      if (this.clock.now() >= deadline) throw new TimeoutError(`event ${seq} of ${entry.id} is not processed yet`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private withTimeout<T>(p: Promise<T>, timeoutMs?: number): Promise<T> {
+    const ms = timeoutMs ?? this.waitTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new TimeoutError(`not processed within ${ms} ms; the event is stored and will be processed`)), ms);
+      p.then(resolve, reject).finally(() => clearTimeout(t));
+    });
+  }
+
+  /** The committed state of an actor, context redacted. */
+  async get(type: string, key: string): Promise<ActorView> {
+    const def = this.type(type);
+    validateKey(def, key);
+    const row = await store.loadActor(this.db, type, key);
+    if (!row) throw new NotFoundError(`no actor ${type}/${key}`, { field: 'key' });
+    const timers = await store.loadTimers(this.db, type, key);
+    const snap = (row.snapshot ?? {}) as { value?: unknown; context?: unknown };
+    return {
+      type,
+      key,
+      state: row.state,
+      value: snap.value ?? null,
+      status: row.snapshot ? row.status : 'pending',
+      context: redact(snap.context, def.sensitive),
+      processedSeq: row.processed_seq,
+      lastSeq: row.last_seq,
+      resident: !!this.entries.get(`${type}/${key}`)?.activation,
+      timers: timers.map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
+      updatedAt: row.updated_at.toISOString(),
+    };
+  }
+
+  async history(type: string, key: string, { after = 0, limit = 100 } = {}) {
+    const def = this.type(type);
+    validateKey(def, key);
+    const rows = await store.history(this.db, type, key, after, limit);
+    if (!rows.length && !(await store.loadActor(this.db, type, key))) throw new NotFoundError(`no actor ${type}/${key}`, { field: 'key' });
+    return rows.map((r) => ({
+      id: r.id,
+      seq: r.seq,
+      event: r.event_type,
+      from: r.from_state,
+      to: r.to_state,
+      accepted: r.accepted,
+      at: new Date(r.at).toISOString(),
+    }));
+  }
+
+  async list(type: string, { state, after = '', limit = 50 }: { state?: string; after?: string; limit?: number } = {}) {
+    this.type(type);
+    return store.listActors(this.db, type, state, after, limit);
+  }
+
+  definition(type: string): unknown {
+    return machineDefinition(this.type(type));
+  }
+
+  /** Number of actors held in memory (resident) and of those with a live XState actor. */
+  get residentCount(): { entries: number; activations: number } {
+    let activations = 0;
+    for (const e of this.entries.values()) if (e.activation) activations++;
+    return { entries: this.entries.size, activations };
+  }
+
+  /** Waits until nothing is being processed or saved (tests, shutdown). */
+  async idleDrains(): Promise<void> {
+    for (let i = 0; i < 10_000; i++) {
+      const busy = [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves);
+      if (!busy) return;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /**
+   * Resolves once no work is under way anywhere in the system: no load, drain, save or
+   * housekeeping pass. A {@link ManualClock} uses it to let IO finish between firings.
+   */
+  async settled(): Promise<void> {
+    let quiet = 0;
+    for (let i = 0; i < 20_000 && quiet < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      const busy =
+        this.loading.size > 0 ||
+        this.housekeeper.busy ||
+        this.committer.busy ||
+        [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves || e.inflightAppends);
+      if (busy) {
+        quiet = 0;
+        await new Promise((r) => setTimeout(r, 1));
+      } else quiet++;
+    }
+  }
+
+  private async entry(def: ResolvedActorType, key: string): Promise<Entry> {
+    const id = `${def.name}/${key}`;
+    const existing = this.entries.get(id);
+    if (existing) return existing;
+    let loading = this.loading.get(id);
+    if (!loading) {
+      loading = (async () => {
+        const row = await store.loadActor(this.db, def.name, key);
+        const entry = new Entry(def, key, this.clock.now());
+        if (row) {
+          entry.exists = true;
+          entry.lastSeq = row.last_seq;
+          entry.processedSeq = entry.appliedSeq = row.processed_seq;
+          entry.epoch = row.owner_epoch;
+        }
+        this.entries.set(id, entry);
+        return entry;
+      })().finally(() => this.loading.delete(id));
+      this.loading.set(id, loading);
+    }
+    return loading;
+  }
+
+  /** Activates an actor (a timer of an evicted actor fell due, or recovery after a crash). */
+  private async wake(type: string, key: string): Promise<void> {
+    const def = this.types.get(type);
+    if (!def || this.stopping) return;
+    const entry = await this.entry(def, key);
+    entry.lastActive = this.clock.now();
+    if (!entry.activation) this.drain(entry, true);
+  }
+
+  /** Processes the entry's inbox, one event at a time, activating it first if needed. */
+  private drain(entry: Entry, activate = false): void {
+    if (entry.draining || (!entry.inbox.length && !activate)) return;
+    entry.draining = true;
+    void this.drainLoop(entry)
+      .catch((err) => this.log.error({ actor: entry.id, err: errInfo(err) }, 'actor processing failed'))
+      .finally(() => {
+        entry.draining = false;
+        if (entry.inbox.length && this.entries.get(entry.id) === entry) this.drain(entry);
+      });
+  }
+
+  private async drainLoop(entry: Entry): Promise<void> {
+    if (!entry.activation) await this.activate(entry);
+    const act = entry.activation!;
+    const transitions: TransitionRecord[] = [];
+    while (entry.inbox.length) {
+      const { seq, event } = entry.inbox.shift()!;
+      if (seq <= entry.appliedSeq) continue;
+      transitions.push(...act.takeSpontaneous());
+      const out = act.step(event);
+      let error: Error | undefined;
+      let accepted = out.accepted;
+      let to = out.to;
+      if (accepted) {
+        const json = JSON.stringify(act.persisted());
+        if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
+          error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
+          this.revert(entry);
+          accepted = false;
+          to = out.from;
+        } else {
+          entry.lastGoodJson = json;
+        }
+      }
+      entry.appliedSeq = seq;
+      transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.clock.now() });
+      if (entry.wants(seq)) {
+        const result: StepResult = { accepted, state: to, view: this.liveView(entry) };
+        if (error) result.error = error;
+        entry.processed(seq, result);
+      }
+    }
+    this.save(entry, transitions);
+  }
+
+  private async activate(entry: Entry): Promise<void> {
+    const { name } = entry.def;
+    const [row, timers] = await Promise.all([store.loadActor(this.db, name, entry.key), store.loadTimers(this.db, name, entry.key)]);
+    if (row) {
+      entry.exists = true;
+      entry.processedSeq = entry.appliedSeq = row.processed_seq;
+      entry.lastSeq = Math.max(entry.lastSeq, row.last_seq);
+      entry.epoch = row.owner_epoch;
+      for (const e of await store.loadTail(this.db, name, entry.key, row.processed_seq)) entry.enqueue(e.seq, e.event);
+    }
+    const persisted = row?.snapshot ?? undefined;
+    entry.activation = new Activation(entry.def, this.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.lastGoodJson = persisted ? JSON.stringify(persisted) : undefined;
+  }
+
+  /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
+  private revert(entry: Entry): void {
+    const timers = entry.activation!.timers();
+    entry.activation!.stop();
+    const persisted = entry.lastGoodJson ? JSON.parse(entry.lastGoodJson) : undefined;
+    entry.activation = new Activation(entry.def, this.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.activation.takeSpontaneous();
+  }
+
+  private onSpontaneous(entry: Entry): void {
+    if (entry.activation && !entry.draining && this.entries.get(entry.id) === entry) this.save(entry, []);
+  }
+
+  private save(entry: Entry, transitions: TransitionRecord[]): void {
+    const act = entry.activation;
+    if (!act) return;
+    transitions.push(...act.takeSpontaneous());
+    const seq = entry.appliedSeq;
+    const timers = act.timersIfChanged();
+    if (!transitions.length && timers === undefined && seq === entry.processedSeq) return;
+    entry.pendingSaves++;
+    entry.lastActive = this.clock.now();
+    this.committer
+      .save({
+        type: entry.def.name,
+        key: entry.key,
+        epoch: entry.epoch,
+        snapshot: act.persisted(),
+        state: act.state,
+        status: act.snapshot.status,
+        processedSeq: seq,
+        transitions,
+        timers,
+      })
+      .then(
+        () => entry.committed(seq),
+        (err) => {
+          // Memory is ahead of storage now: drop the activation; the journal tail replays.
+          this.log.error({ actor: entry.id, err: errInfo(err) }, 'state save failed; actor will reload');
+          entry.failAll(err instanceof RuntimeError ? err : new UnavailableError('state could not be saved; retry', 1000));
+          this.evict(entry);
+        },
+      )
+      .finally(() => entry.pendingSaves--);
+  }
+
+  private liveView(entry: Entry): ActorView {
+    const act = entry.activation!;
+    const snap = act.snapshot;
+    return {
+      type: entry.def.name,
+      key: entry.key,
+      state: act.state,
+      value: snap.value,
+      status: snap.status,
+      context: redact(snap.context, entry.def.sensitive),
+      processedSeq: entry.appliedSeq,
+      lastSeq: entry.lastSeq,
+      resident: true,
+      timers: act.timers().map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
+    };
+  }
+
+  private evict(entry: Entry): void {
+    entry.activation?.stop();
+    entry.activation = undefined;
+    if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+  }
+}
+
+function errInfo(err: unknown): { name: string; message: string } {
+  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+}
