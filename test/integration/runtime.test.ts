@@ -86,7 +86,7 @@ describe('actor system on real Postgres', () => {
     const results = await Promise.all(sends);
     const full = results.filter((r) => r instanceof UnavailableError);
     expect(full.length).toBeGreaterThan(0);
-    expect(full[0].retryAfterMs).toBeGreaterThan(0);
+    expect(full[0]!.retryAfterMs).toBeGreaterThan(0);
     await system.idleDrains();
     const view = await system.get('tally', 'E-1');
     expect(view.context.count).toBe(results.length - full.length);
