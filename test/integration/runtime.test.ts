@@ -3,7 +3,7 @@ import { ActorSystem } from '../../actors/system.ts';
 import { ManualClock } from '../../actors/clock.ts';
 import { NotAcceptedError, NotFoundError, UnavailableError, ValidationError, PayloadTooLargeError, BadRequestError } from '../../actors/errors.ts';
 import { testDb, type TestDb } from '../support/db.ts';
-import { reminderType, tallyType } from '../support/types.ts';
+import { reminderType, tallyType } from '../../http/modules/demo.ts';
 
 const T0 = Date.parse('2026-01-05T09:00:00Z');
 

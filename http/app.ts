@@ -1,0 +1,66 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import type { Logger } from 'pino';
+import type { ActorSystem } from '../actors/system.ts';
+import { authenticate, type AuthEnv, type TokenEntry } from './auth.ts';
+import { problemResponse, toProblem } from './problem.ts';
+import { actorRoutes } from './routes/actors.ts';
+
+export interface AppOptions {
+  system: ActorSystem;
+  tokens: TokenEntry[];
+  logger: Logger;
+  /** Resolves when storage (and Redis, when configured) answers; throws otherwise. */
+  ready: () => Promise<void>;
+  maxBodyBytes?: number;
+  waitTimeoutMs?: number;
+  /** Domain routes, mounted behind authentication. */
+  routes?: Hono<AuthEnv>[];
+}
+
+/** The HTTP API: everything but /healthz and /readyz needs a bearer token. */
+export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1024, waitTimeoutMs = 10_000, routes = [] }: AppOptions) {
+  const app = new Hono<AuthEnv>();
+
+  app.use('*', requestId({ headerName: 'x-request-id', limitLength: 64 }));
+  app.use('*', async function logRequest(c, next) {
+    const started = performance.now();
+    await next();
+    // Route patterns, not raw paths or query strings, so no identifier ends up in the log.
+    logger.info(
+      { reqId: c.get('requestId'), method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) => problemResponse(c, { status: 413, detail: `the body is larger than ${maxBodyBytes} bytes`, field: 'body' }),
+    }),
+  );
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await ready();
+      return c.json({ status: 'ready' });
+    } catch (err) {
+      logger.warn({ reqId: c.get('requestId'), err: (err as Error).message }, 'not ready');
+      return problemResponse(c, { status: 503, detail: 'storage is not reachable' }, { 'retry-after': '1' });
+    }
+  });
+
+  app.use('*', authenticate(tokens));
+  app.route('/', actorRoutes(system, { waitTimeoutMs }));
+  for (const r of routes) app.route('/', r);
+
+  app.notFound((c) => problemResponse(c, { status: 404, detail: `no route ${c.req.method} ${c.req.path}` }));
+  app.onError((err, c) => {
+    const res = toProblem(err, c);
+    if (res.status >= 500 && res.status !== 503) logger.error({ reqId: c.get('requestId'), err: { name: err.name, message: err.message, stack: err.stack } }, 'request failed');
+    return res;
+  });
+  return app;
+}

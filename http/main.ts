@@ -1,0 +1,103 @@
+import { serve } from '@hono/node-server';
+import pino from 'pino';
+import path from 'node:path';
+import { ActorSystem } from '../actors/system.ts';
+import { createCoordination } from '../storage/coordination/index.ts';
+import { createDb } from '../storage/db.ts';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../storage/embedded.ts';
+import { migrate } from '../storage/migrate.ts';
+import { createApp } from './app.ts';
+import { demoTokens } from './auth.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { demoActorTypes } from './modules/demo.ts';
+
+/** The composition root: reads the environment once, wires storage, runtime and HTTP. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`config error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = pino({
+    level: config.LOG_LEVEL,
+    base: { pid: process.pid },
+    redact: { paths: ['req.headers.authorization', '*.context', '*.event', '*.token'], censor: '[redacted]' },
+  });
+  const started = performance.now();
+
+  let embedded: EmbeddedServer | undefined;
+  let connectionString = config.DATABASE_URL;
+  if (!connectionString) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, onLog: (line) => logger.debug({ pg: line.trim() }, 'embedded postgres') });
+    connectionString = embedded.connectionString;
+  }
+  const db = createDb({ connectionString, max: config.DB_POOL_SIZE });
+  const applied = await migrate(db);
+  if (applied.length) logger.info({ applied }, 'migrations applied');
+  const coordination = await createCoordination({ redisUrl: config.REDIS_URL, onError: (err) => logger.warn({ err: err.message }, 'redis') });
+
+  const system = new ActorSystem({ db, logger, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
+  for (const def of demoActorTypes({ idleTimeoutMs: config.ACTOR_IDLE_TIMEOUT_MS, mailboxSize: config.MAILBOX_SIZE })) system.register(def);
+  await system.start();
+
+  const tokens = config.API_TOKENS ?? demoTokens(config.DATA_DIR);
+  const app = createApp({
+    system,
+    tokens,
+    logger,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    waitTimeoutMs: config.WAIT_TIMEOUT_MS,
+    ready: async () => {
+      await db.query('SELECT 1');
+      await coordination.ping();
+    },
+  });
+  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
+    const storage = embedded
+      ? `embedded PostgreSQL in ${path.resolve(embedded.dataDir)} on 127.0.0.1:${embedded.port}${embedded.initialised ? ' (new cluster)' : ''}`
+      : `PostgreSQL at ${redactUrl(connectionString)}`;
+    const locks = coordination.kind === 'redis' ? `Redis at ${redactUrl(config.REDIS_URL!)}` : 'in-process (single node)';
+    logger.info(
+      { url: `http://${info.address}:${info.port}`, storage, locks, startupMs: Math.round(performance.now() - started) },
+      `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}`,
+    );
+    if (!config.API_TOKENS) {
+      const lines = tokens.map((t) => `  ${t.role.padEnd(12)} ${t.token}`).join('\n');
+      process.stdout.write(`\nAPI_TOKENS is not set: demo bearer tokens (kept in ${path.join(config.DATA_DIR, 'demo-tokens.json')}):\n${lines}\n\n`);
+    }
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      logger.info({ signal }, 'shutting down');
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await system.stop();
+      await db.close();
+      await coordination.close();
+      await embedded?.stop();
+      logger.info('stopped');
+    })()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        logger.error({ err: (err as Error).message }, 'unclean shutdown');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+)(:[^@/]*)?@/, '//$1:***@');
+}
+
+main().catch((err) => {
+  process.stderr.write(`startup failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});
