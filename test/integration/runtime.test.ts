@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ActorSystem } from '../../actors/system.ts';
 import { ManualClock } from '../../actors/clock.ts';
 import { NotAcceptedError, NotFoundError, UnavailableError, ValidationError, PayloadTooLargeError, BadRequestError } from '../../actors/errors.ts';
-import { testDb, type TestDb } from '../support/db.ts';
+import { databaseKind, testDb, type TestDb } from '../support/db.ts';
 import { reminderType, tallyType } from '../../http/modules/demo.ts';
 
 const T0 = Date.parse('2026-01-05T09:00:00Z');
@@ -15,13 +15,16 @@ function makeSystem(db: TestDb['db'], clock: ManualClock) {
   return system;
 }
 
-describe('actor system on real Postgres', () => {
+// The same suite on the machine's PostgreSQL (when DATABASE_URL is set) and on the embedded one.
+const variants = databaseKind() === 'external' ? (['default', 'embedded'] as const) : (['embedded'] as const);
+
+describe.each(variants)('actor system on real Postgres (%s)', (variant) => {
   let t: TestDb;
   let clock: ManualClock;
   let system: ActorSystem;
 
   beforeEach(async () => {
-    t = await testDb();
+    t = await testDb(variant);
     clock = new ManualClock(T0);
     system = makeSystem(t.db, clock);
     await system.start();
@@ -147,13 +150,13 @@ describe('actor system on real Postgres', () => {
   });
 });
 
-describe('durable timers', () => {
+describe.each(variants)('durable timers (%s)', (variant) => {
   let t: TestDb;
   let clock: ManualClock;
   let system: ActorSystem;
 
   beforeEach(async () => {
-    t = await testDb();
+    t = await testDb(variant);
     clock = new ManualClock(T0);
     system = makeSystem(t.db, clock);
     await system.start();
