@@ -54,7 +54,7 @@ describe('HTTP API', () => {
   async function expectProblem(res: Response, status: number, field?: string) {
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
-    const body = await res.json();
+    const body: any = await res.json();
     expect(body).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
     if (field) expect(body.field).toBe(field);
     expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+/); // no stack traces
@@ -79,7 +79,7 @@ describe('HTTP API', () => {
     expect(await res.json()).toEqual({ seq: 1, duplicate: false });
     const waited = await post('/actors/tally/H-1/events?wait=true', { type: 'add', id: 'b', amount: 3 });
     expect(waited.status).toBe(200);
-    const body = await waited.json();
+    const body: any = await waited.json();
     expect(body).toMatchObject({ seq: 2, state: 'open', snapshot: { context: { total: 5, applied: ['a', 'b'] } } });
   });
 
@@ -126,23 +126,23 @@ describe('HTTP API', () => {
 
   it('reads snapshots with redacted context, pending timers, history and lists', async () => {
     await post('/actors/tally/R-1/events?wait=true', { type: 'annotate', note: 'PATIENT-SECRET-NOTE' });
-    const view = await (await req('/actors/tally/R-1')).json();
+    const view: any = await (await req('/actors/tally/R-1')).json();
     expect(view).toMatchObject({ type: 'tally', key: 'R-1', state: 'open', status: 'active', processedSeq: 1, context: { note: '[redacted]' } });
     expect(JSON.stringify(view)).not.toContain('PATIENT-SECRET-NOTE');
 
-    const armed = await (await post('/actors/reminder/R-2/events?wait=true', { type: 'arm', delayMs: 60_000 })).json();
+    const armed: any = await (await post('/actors/reminder/R-2/events?wait=true', { type: 'arm', delayMs: 60_000 })).json();
     expect(armed.snapshot.timers).toEqual([{ id: expect.stringContaining('xstate.after'), event: expect.any(String), dueAt: expect.any(String) }]);
-    const stored = await (await req('/actors/reminder/R-2')).json();
+    const stored: any = await (await req('/actors/reminder/R-2')).json();
     expect(stored.timers).toEqual(armed.snapshot.timers);
 
-    const history = await (await req('/actors/tally/R-1/history')).json();
+    const history: any = await (await req('/actors/tally/R-1/history')).json();
     expect(history.items.map((h: { event: string }) => h.event)).toEqual(['xstate.init', 'annotate']);
     expect(history.items[1]).toMatchObject({ seq: 1, from: 'open', to: 'open', accepted: true });
 
     for (const k of ['L-1', 'L-2', 'L-3']) await post(`/actors/tally/${k}/events?wait=true`, { type: 'close' });
-    const page1 = await (await req('/actors?type=tally&state=closed&limit=2')).json();
+    const page1: any = await (await req('/actors?type=tally&state=closed&limit=2')).json();
     expect(page1.items).toHaveLength(2);
-    const page2 = await (await req(`/actors?type=tally&state=closed&limit=2&cursor=${page1.nextCursor}`)).json();
+    const page2: any = await (await req(`/actors?type=tally&state=closed&limit=2&cursor=${page1.nextCursor}`)).json();
     const keys = [...page1.items, ...page2.items].map((i: { key: string }) => i.key);
     expect(keys).toEqual(expect.arrayContaining(['L-1', 'L-2', 'L-3']));
     expect(keys.every((k: string) => k !== 'R-1')).toBe(true);
@@ -152,9 +152,9 @@ describe('HTTP API', () => {
   });
 
   it('serves registered machines and their definitions', async () => {
-    const list = await (await req('/machines')).json();
+    const list: any = await (await req('/machines')).json();
     expect(list.items.map((m: { type: string }) => m.type)).toEqual(expect.arrayContaining(['tally', 'reminder']));
-    const def = await (await req('/machines/reminder')).json();
+    const def: any = await (await req('/machines/reminder')).json();
     expect(def.machine.states).toHaveProperty('armed');
     expect(def.events).toEqual(['arm', 'snooze', 'cancel', 'ack']);
     await expectProblem(await req('/machines/nosuch'), 404);
