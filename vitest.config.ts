@@ -8,5 +8,6 @@ export default defineConfig({
     // Process-level tests start servers and databases: keep parallelism within the 2 cores.
     maxWorkers: 2,
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
