@@ -8,6 +8,7 @@ COPY machines ./machines
 COPY integrations ./integrations
 COPY http ./http
 COPY storage ./storage
+RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 ENV HOST=0.0.0.0 PORT=3000 DATA_DIR=/app/data
 EXPOSE 3000
