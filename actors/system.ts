@@ -54,6 +54,18 @@ export class ActorSystem {
   private readonly housekeeper: Housekeeper;
   private started: Promise<void> | undefined;
   private stopping = false;
+  /** Running totals since start, for metrics. */
+  readonly stats = {
+    appended: 0,
+    duplicates: 0,
+    processed: 0,
+    notAccepted: 0,
+    mailboxFull: 0,
+    spontaneous: 0,
+    activations: 0,
+    passivations: 0,
+    saveFailures: 0,
+  };
 
   constructor({ db, clock = systemClock, logger = silent, maxEventBytes = 64 * 1024, waitTimeoutMs = 10_000, housekeepingIntervalMs = 1000 }: ActorSystemOptions) {
     this.db = db;
@@ -138,6 +150,7 @@ export class ActorSystem {
     }
     const entry = await this.entry(def, key);
     if (entry.lastSeq - entry.appliedSeq >= def.mailboxSize) {
+      this.stats.mailboxFull++;
       throw new UnavailableError(`mailbox of ${entry.id} is full (${def.mailboxSize} events waiting)`, 1000);
     }
     const seq = ++entry.lastSeq;
@@ -158,9 +171,11 @@ export class ActorSystem {
       });
       entry.exists = true;
       if (result.duplicate) {
+        this.stats.duplicates++;
         entry.dropWaiter(seq); // the seq handed out above stays unused
         return { result, entry, done: undefined };
       }
+      this.stats.appended++;
       entry.enqueue(seq, event);
       this.drain(entry);
       return { result, entry, done };
@@ -346,6 +361,8 @@ export class ActorSystem {
         }
       }
       entry.appliedSeq = seq;
+      this.stats.processed++;
+      if (!accepted) this.stats.notAccepted++;
       transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.clock.now() });
       if (entry.wants(seq)) {
         const result: StepResult = { accepted, state: to, view: this.liveView(entry) };
@@ -369,6 +386,7 @@ export class ActorSystem {
     const persisted = row?.snapshot ?? undefined;
     entry.activation = new Activation(entry.def, this.clock, persisted, timers, () => this.onSpontaneous(entry));
     entry.lastGoodJson = persisted ? JSON.stringify(persisted) : undefined;
+    this.stats.activations++;
   }
 
   /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
@@ -381,6 +399,7 @@ export class ActorSystem {
   }
 
   private onSpontaneous(entry: Entry): void {
+    this.stats.spontaneous++;
     if (entry.activation && !entry.draining && this.entries.get(entry.id) === entry) this.save(entry, []);
   }
 
@@ -409,6 +428,7 @@ export class ActorSystem {
         () => entry.committed(seq),
         (err) => {
           // Memory is ahead of storage now: drop the activation; the journal tail replays.
+          this.stats.saveFailures++;
           this.log.error({ actor: entry.id, err: errInfo(err) }, 'state save failed; actor will reload');
           entry.failAll(err instanceof RuntimeError ? err : new UnavailableError('state could not be saved; retry', 1000));
           this.evict(entry);
@@ -435,6 +455,7 @@ export class ActorSystem {
   }
 
   private evict(entry: Entry): void {
+    if (entry.activation) this.stats.passivations++;
     entry.activation?.stop();
     entry.activation = undefined;
     if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);

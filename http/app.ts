@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ActorSystem } from '../actors/system.ts';
 import { authenticate, type AuthEnv, type TokenEntry } from './auth.ts';
 import { problemResponse, toProblem } from './problem.ts';
+import { createMetrics } from './metrics.ts';
 import { actorRoutes } from './routes/actors.ts';
 
 export interface AppOptions {
@@ -22,6 +23,7 @@ export interface AppOptions {
 /** The HTTP API: everything but /healthz and /readyz needs a bearer token. */
 export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1024, waitTimeoutMs = 10_000, routes = [] }: AppOptions) {
   const app = new Hono<AuthEnv>();
+  const metrics = createMetrics(system);
 
   app.use('*', requestId({ headerName: 'x-request-id', limitLength: 64 }));
   app.use('*', async function logRequest(c, next) {
@@ -33,6 +35,7 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
       'request',
     );
   });
+  app.use('*', metrics.middleware);
   app.use(
     '*',
     bodyLimit({
@@ -53,6 +56,10 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
   });
 
   app.use('*', authenticate(tokens));
+  app.get('/metrics', async (c) => {
+    c.header('content-type', metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
   app.route('/', actorRoutes(system, { waitTimeoutMs }));
   for (const r of routes) app.route('/', r);
 

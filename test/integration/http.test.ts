@@ -161,6 +161,14 @@ describe('HTTP API', () => {
     await expectProblem(await req('/no/such/route'), 404);
   });
 
+  it('exposes Prometheus metrics to an authenticated scraper', async () => {
+    await expectProblem(await req('/metrics', { token: null }), 401);
+    const text = await (await req('/metrics', { token: DOCTOR })).text();
+    expect(text).toMatch(/^actor_events_appended_total \d+$/m);
+    expect(Number(/^actor_events_appended_total (\d+)$/m.exec(text)![1])).toBeGreaterThan(0);
+    expect(text).toContain('http_request_duration_seconds_bucket{le="0.001",method="POST",route="/actors/:type/:key/events"');
+  });
+
   it('logs every request with a request id and never the sensitive context', async () => {
     const res = await post('/actors/tally/G-1/events?wait=true', { type: 'annotate', note: 'DIAGNOSIS-K74' });
     const id = res.headers.get('x-request-id');

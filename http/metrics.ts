@@ -1,0 +1,68 @@
+import type { MiddlewareHandler } from 'hono';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ActorSystem } from '../actors/system.ts';
+
+/**
+ * Prometheus metrics: HTTP request durations, and the runtime's own counters read at scrape
+ * time (the runtime keeps plain numbers; only this file knows Prometheus).
+ */
+export function createMetrics(system: ActorSystem) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const requests = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [registry],
+  });
+
+  const counters: [keyof ActorSystem['stats'], string, string][] = [
+    ['appended', 'actor_events_appended_total', 'Events committed to actor journals'],
+    ['duplicates', 'actor_events_duplicate_total', 'Sends answered from an earlier idempotency key'],
+    ['processed', 'actor_events_processed_total', 'Journal events processed'],
+    ['notAccepted', 'actor_events_not_accepted_total', 'Events the machine did not accept in its state'],
+    ['mailboxFull', 'actor_mailbox_full_total', 'Sends refused because a mailbox was full'],
+    ['spontaneous', 'actor_spontaneous_transitions_total', 'Transitions from timers and effects'],
+    ['activations', 'actor_activations_total', 'Actors brought into memory'],
+    ['passivations', 'actor_passivations_total', 'Idle actors evicted from memory'],
+    ['saveFailures', 'actor_save_failures_total', 'State saves that failed (actor reloaded)'],
+  ];
+  for (const [stat, name, help] of counters) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(system.stats[stat]);
+      },
+    });
+  }
+  new Counter({
+    name: 'actor_group_commits_total',
+    help: 'Transactions written by the group committer',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(system.committer.stats.flushes);
+    },
+  });
+  new Gauge({
+    name: 'actors_resident',
+    help: 'Actors with a live activation in this process',
+    registers: [registry],
+    collect() {
+      this.set(system.residentCount.activations);
+    },
+  });
+
+  const middleware: MiddlewareHandler = async function measureRequest(c, next) {
+    const end = requests.startTimer();
+    await next();
+    end({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  };
+
+  return { registry, middleware };
+}
