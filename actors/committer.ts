@@ -33,6 +33,8 @@ export interface SaveOp {
   state: string;
   status: string;
   processedSeq: number;
+  /** An invoked effect is running in this state. */
+  effectsInFlight: boolean;
   transitions: TransitionRecord[];
   /** The full set of pending timers, or undefined when unchanged since the last save. */
   timers: PendingTimer[] | undefined;
@@ -173,9 +175,9 @@ async function writeSaves(tx: Sql, ops: SaveOp[]): Promise<void> {
   const states = [...latest.values()];
   const updated = await tx.query(
     `UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
-            processed_seq = v.seq, updated_at = now()
-       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
-            AS v(type, key, snapshot, state, status, seq, epoch)
+            processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bool[])
+            AS v(type, key, snapshot, state, status, seq, epoch, busy)
       WHERE a.type = v.type AND a.key = v.key AND a.owner_epoch = v.epoch`,
     [
       states.map((o) => o.type),
@@ -185,6 +187,7 @@ async function writeSaves(tx: Sql, ops: SaveOp[]): Promise<void> {
       states.map((o) => o.status),
       states.map((o) => o.processedSeq),
       states.map((o) => o.epoch),
+      states.map((o) => o.effectsInFlight),
     ],
   );
   if (updated.rowCount !== states.length) {

@@ -50,6 +50,15 @@ export async function actorsWithBacklog(sql: Sql, limit: number): Promise<{ type
   return rows;
 }
 
+/** Actors saved while an invoked effect was running, after `afterKey` (type/key order). */
+export async function actorsWithEffects(sql: Sql, after: { type: string; key: string }, limit: number): Promise<{ type: string; key: string }[]> {
+  const { rows } = await sql.query(
+    `SELECT type, key FROM actors WHERE effects_in_flight AND (type, key) > ($1, $2) ORDER BY type, key LIMIT $3`,
+    [after.type, after.key, limit],
+  );
+  return rows;
+}
+
 /** Timers falling due up to `until`, earliest first, one row per actor. */
 export async function dueTimers(sql: Sql, until: number, limit: number): Promise<{ type: string; key: string; due_at: number }[]> {
   const { rows } = await sql.query(

@@ -105,6 +105,14 @@ export class ActorSystem {
         await Promise.all(fresh.map((a) => this.wake(a.type, a.key)));
         await this.idleDrains();
       }
+      // Effects that were running when the last process stopped run again (at-least-once).
+      let after = { type: '', key: '' };
+      for (;;) {
+        const batch = await store.actorsWithEffects(this.db, after, 1000);
+        if (!batch.length) break;
+        await Promise.all(batch.filter((a) => this.types.has(a.type)).map((a) => this.wake(a.type, a.key)));
+        after = batch[batch.length - 1]!;
+      }
       this.housekeeper.start();
     })();
     return this.started;
@@ -421,6 +429,7 @@ export class ActorSystem {
         state: act.state,
         status: act.snapshot.status,
         processedSeq: seq,
+        effectsInFlight: act.busy,
         transitions,
         timers,
       })

@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { assign, fromPromise, setup } from 'xstate';
+import { z } from 'zod';
+import { ManualClock } from '../../actors/clock.ts';
+import { ActorSystem } from '../../actors/system.ts';
+import { testDb, type TestDb } from '../support/db.ts';
+
+/** A machine whose `go` invokes an effect; the effect is provided per test. */
+const jobMachine = setup({
+  types: {} as { context: { result: string | null; attempts: number }; events: { type: 'go' } },
+  actors: { work: fromPromise<string>(async () => 'unprovided') },
+}).createMachine({
+  id: 'job',
+  context: { result: null, attempts: 0 },
+  initial: 'idle',
+  states: {
+    idle: { on: { go: 'working' } },
+    working: {
+      entry: assign({ attempts: ({ context }) => context.attempts + 1 }),
+      invoke: { src: 'work', onDone: { target: 'done', actions: assign({ result: ({ event }) => event.output }) } },
+    },
+    done: {},
+  },
+});
+
+describe('at-least-once effects', () => {
+  let t: TestDb;
+  beforeEach(async () => {
+    t = await testDb();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  function systemWith(work: () => Promise<string>) {
+    const system = new ActorSystem({ db: t.reopen(), clock: new ManualClock(0) });
+    system.register({ name: 'job', machine: jobMachine.provide({ actors: { work: fromPromise(work) } }), events: { go: z.strictObject({}) }, idleTimeoutMs: 1000 });
+    return system;
+  }
+
+  it('runs an effect that was in flight when the process died again on the next start', async () => {
+    let calls = 0;
+    const first = systemWith(() => {
+      calls++;
+      return new Promise<string>(() => {}); // the process dies before this settles
+    });
+    await first.start();
+    const r = await first.sendAndWait('job', 'J-1', { type: 'go' });
+    expect(r.state).toBe('working');
+    await first.committer.drain();
+    expect(calls).toBe(1);
+    const { rows } = await t.db.query(`SELECT effects_in_flight FROM actors WHERE key = 'J-1'`);
+    expect(rows[0].effects_in_flight).toBe(true);
+    // No stop(): the first system is abandoned as a crashed process would be.
+
+    let reruns = 0;
+    const second = systemWith(async () => {
+      reruns++;
+      return 'ok';
+    });
+    await second.start();
+    await second.settled();
+    expect(reruns).toBe(1);
+    const view = await second.get('job', 'J-1');
+    expect(view.state).toBe('done');
+    expect(view.context).toMatchObject({ result: 'ok', attempts: 1 });
+    const after = await t.db.query(`SELECT effects_in_flight FROM actors WHERE key = 'J-1'`);
+    expect(after.rows[0].effects_in_flight).toBe(false);
+    const history = await second.history('job', 'J-1');
+    expect(history.at(-1)).toMatchObject({ seq: null, from: 'working', to: 'done' });
+    await second.stop();
+  });
+
+  it('does not evict an actor while its effect runs', async () => {
+    let release!: (v: string) => void;
+    const clock = new ManualClock(0);
+    const system = new ActorSystem({ db: t.db, clock });
+    system.register({
+      name: 'job',
+      machine: jobMachine.provide({ actors: { work: fromPromise(() => new Promise<string>((r) => (release = r))) } }),
+      events: { go: z.strictObject({}) },
+      idleTimeoutMs: 1000,
+    });
+    clock.settle = () => system.settled();
+    await system.start();
+    await system.sendAndWait('job', 'J-2', { type: 'go' });
+    await clock.advance(5_000);
+    expect(system.residentCount.activations).toBe(1);
+    release('late');
+    await system.settled();
+    expect((await system.get('job', 'J-2')).context).toMatchObject({ result: 'late' });
+    await clock.advance(5_000);
+    expect(system.residentCount.activations).toBe(0);
+    await system.stop();
+  });
+});
