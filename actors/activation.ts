@@ -24,6 +24,9 @@ export class Activation {
   private dueTimes = new WeakMap<object, number>();
   private lastTimerSig = '';
 
+  /** What made the machine fail, when its status is 'error'. */
+  failure: Error | undefined;
+
   constructor(
     readonly def: ResolvedActorType,
     private readonly clock: Clock,
@@ -37,6 +40,9 @@ export class Activation {
       inspect: (ev) => this.inspect(ev),
     });
     this.lastState = persisted ? stateName((persisted as { value?: unknown }).value) : '';
+    // Without an error observer XState rethrows a machine's error from a timer, which would
+    // take the whole process down; the actor's status says 'error' instead.
+    this.actor.subscribe({ error: (err) => (this.failure = err instanceof Error ? err : new Error(String(err))) });
     this.actor.start();
     for (const t of timers) restoreScheduled(this.actor, t.id, t.event, t.dueAt - clock.now());
     for (const raw of readScheduled(this.actor)) {

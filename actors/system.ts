@@ -29,6 +29,8 @@ export interface ActorSystemOptions {
   housekeepingIntervalMs?: number;
 }
 
+const RETRY_MS = 1000;
+
 const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
 
 /**
@@ -189,7 +191,9 @@ export class ActorSystem {
       return { result, entry, done };
     } catch (err) {
       entry.dropWaiter(seq);
-      throw err;
+      if (err instanceof RuntimeError) throw err;
+      this.log.error({ actor: entry.id, err: errInfo(err) }, 'append failed');
+      throw new UnavailableError('the event could not be stored; send it again with the same Idempotency-Key', 1000);
     } finally {
       entry.inflightAppends--;
     }
@@ -197,14 +201,15 @@ export class ActorSystem {
 
   /** A resend of an already-appended event: wait for it, then answer as the first send would. */
   private async earlierOutcome(entry: Entry, seq: number, timeoutMs?: number): Promise<StepResult> {
-    const deadline = this.clock.now() + (timeoutMs ?? this.waitTimeoutMs);
+    // A request deadline is wall-clock time, not runtime time.
+    const deadline = performance.now() + (timeoutMs ?? this.waitTimeoutMs);
     for (;;) {
       const { rows } = await this.db.query<{ accepted: boolean; to_state: string }>(
         'SELECT accepted, to_state FROM transitions WHERE type = $1 AND key = $2 AND seq = $3 LIMIT 1',
         [entry.def.name, entry.key, seq],
       );
       if (rows[0]) return { accepted: rows[0].accepted, state: rows[0].to_state, view: await this.get(entry.def.name, entry.key) };
-      if (this.clock.now() >= deadline) throw new TimeoutError(`event ${seq} of ${entry.id} is not processed yet`);
+      if (performance.now() >= deadline) throw new TimeoutError(`event ${seq} of ${entry.id} is not processed yet`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -337,11 +342,18 @@ export class ActorSystem {
   private drain(entry: Entry, activate = false): void {
     if (entry.draining || (!entry.inbox.length && !activate)) return;
     entry.draining = true;
+    let failed = false;
     void this.drainLoop(entry)
-      .catch((err) => this.log.error({ actor: entry.id, err: errInfo(err) }, 'actor processing failed'))
+      .catch((err) => {
+        failed = true;
+        this.log.error({ actor: entry.id, err: errInfo(err) }, 'actor processing failed; retrying');
+      })
       .finally(() => {
         entry.draining = false;
-        if (entry.inbox.length && this.entries.get(entry.id) === entry) this.drain(entry);
+        if (this.entries.get(entry.id) !== entry || this.stopping) return;
+        // Storage trouble: try again in a second rather than spin.
+        if (failed) this.clock.setTimeout(() => this.drain(entry, !entry.activation), RETRY_MS);
+        else if (entry.inbox.length) this.drain(entry);
       });
   }
 
@@ -441,6 +453,8 @@ export class ActorSystem {
           this.log.error({ actor: entry.id, err: errInfo(err) }, 'state save failed; actor will reload');
           entry.failAll(err instanceof RuntimeError ? err : new UnavailableError('state could not be saved; retry', 1000));
           this.evict(entry);
+          // The journal still holds what was processed: reload and replay it shortly.
+          if (!this.stopping) this.clock.setTimeout(() => void this.wake(entry.def.name, entry.key), RETRY_MS);
         },
       )
       .finally(() => entry.pendingSaves--);
