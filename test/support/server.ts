@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createFreshDatabase } from './pgdb.ts';
+
+/**
+ * The real server (`node --import tsx http/main.ts`) as a child process, for tests where a
+ * crash or a restart is the point. Every child is tracked so `killAllServers()` in an
+ * afterEach leaves nothing behind when a test fails half way.
+ */
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Where a server keeps its data: a database on an existing server, or an embedded cluster. */
+export type Storage = { kind: 'external'; databaseUrl: string } | { kind: 'embedded'; dataDir: string };
+
+export interface TestStorage {
+  storage: Storage;
+  /** Drops the database, or stops a leftover embedded postgres and removes the directory. */
+  cleanup(): Promise<void>;
+}
+
+/** A fresh, empty storage: a new database on `serverUrl`, or a new DATA_DIR under `.tmp/`. */
+export async function freshStorage(kind: Storage['kind'], serverUrl?: string): Promise<TestStorage> {
+  if (kind === 'external') {
+    if (!serverUrl) throw new Error('external storage needs a server URL');
+    const db = await createFreshDatabase(serverUrl);
+    return { storage: { kind, databaseUrl: db.url }, cleanup: () => db.drop() };
+  }
+  const dataDir = path.join(repoRoot, '.tmp', `e2e-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return {
+    storage: { kind, dataDir },
+    async cleanup() {
+      await stopOrphanPostgres(dataDir);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningServer {
+  url: string;
+  /** An admin bearer token. */
+  token: string;
+  pid: number;
+  /** Epoch ms when the process was spawned, and when /readyz first answered 200. */
+  spawnedAt: number;
+  readyAt: number;
+  /** The last part of the child's stdout and stderr, for failure messages. */
+  output(): string;
+  /** Sends `signal` and resolves once the process has exited (SIGKILL simulates a crash). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Graceful stop (SIGTERM); resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** fetch against the server with the admin token. */
+  fetch(route: string, init?: RequestInit): Promise<Response>;
+}
+
+const live = new Set<ChildProcess>();
+const ADMIN_TOKEN = `e2e-admin-${randomBytes(12).toString('hex')}`;
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}
+
+export async function startServer(storage: Storage, { env = {}, readyTimeoutMs = 60_000 }: StartOptions = {}): Promise<RunningServer> {
+  const port = await freePort();
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'DATA_DIR', 'API_TOKENS', 'PORT', 'HOST']) delete childEnv[name];
+  Object.assign(childEnv, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    API_TOKENS: JSON.stringify([{ token: ADMIN_TOKEN, role: 'admin', subject: 'e2e' }]),
+    ...(storage.kind === 'external' ? { DATABASE_URL: storage.databaseUrl } : { DATA_DIR: storage.dataDir }),
+    ...env,
+  });
+
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'http/main.ts'], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => live.delete(child));
+  let output = '';
+  const capture = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-32_000);
+  };
+  child.stdout!.on('data', capture);
+  child.stderr!.on('data', capture);
+  const isDown = () => child.exitCode !== null || child.signalCode !== null;
+  const describe = () => `server pid ${child.pid} (exit ${child.exitCode ?? child.signalCode}); output:\n${output || '(none)'}`;
+
+  async function kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (isDown()) return;
+    child.kill(signal);
+    if (await within(exited, 30_000)) return;
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`server did not exit on ${signal} within 30 s; killed. ${describe()}`);
+  }
+
+  const url = `http://127.0.0.1:${port}`;
+  const readyAt = await waitReady(url, readyTimeoutMs, isDown).catch(async (err: Error) => {
+    await kill('SIGKILL').catch(() => {});
+    throw new Error(`${err.message}; ${describe()}`);
+  });
+
+  return {
+    url,
+    token: ADMIN_TOKEN,
+    pid: child.pid!,
+    spawnedAt,
+    readyAt,
+    output: () => output,
+    kill,
+    async stop() {
+      await kill('SIGTERM');
+      return child.exitCode;
+    },
+    fetch(route, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set('authorization', `Bearer ${ADMIN_TOKEN}`);
+      if (init.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
+      return fetch(url + route, { ...init, headers });
+    },
+  };
+}
+
+/** SIGKILLs every server child still running (afterEach: a failed test must leave none). */
+export async function killAllServers(): Promise<void> {
+  await Promise.all(
+    [...live].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL');
+      await within(exited, 10_000);
+    }),
+  );
+}
+
+/**
+ * A SIGKILLed server leaves its embedded postgres running on DATA_DIR/pg; stop it the way the
+ * next server start would (fast shutdown), and hard-kill it if that does not work.
+ */
+export async function stopOrphanPostgres(dataDir: string): Promise<void> {
+  const pidFile = path.join(dataDir, 'pg', 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 300 && alive(pid); i++) await sleep(50);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** The connection URL of the embedded postgres a server runs on `dataDir` (read from postmaster.pid). */
+export function embeddedUrl(dataDir: string): string {
+  const lines = readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
+  return `postgres://postgres:postgres@127.0.0.1:${Number(lines[3])}/postgres`;
+}
+
+async function waitReady(url: string, timeoutMs: number, isDown: () => boolean): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (isDown()) throw new Error(`server exited before it was ready`);
+    try {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return Date.now();
+      last = `readyz ${res.status}`;
+      await res.body?.cancel();
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(50);
+  }
+  throw new Error(`server not ready within ${timeoutMs} ms (last: ${last})`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  const done = await Promise.race([p.then(() => true), timeout]);
+  clearTimeout(timer);
+  return done;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
