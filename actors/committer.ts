@@ -5,12 +5,15 @@ import type { ActorEvent, PendingTimer } from './types.ts';
 export interface AppendOp {
   type: string;
   key: string;
-  seq: number;
   event: ActorEvent;
   idempotencyKey: string | undefined;
   receivedAt: number;
   /** The actor has no row yet. */
   create: boolean;
+  /** Hands out the actor's next seq (called only for an event that is not a resend). */
+  allocate(): number;
+  /** Takes back a seq handed out in a batch that did not commit. */
+  release(): void;
 }
 
 /** `seq` is the journal seq of the event: the original one when the key was seen before. */
@@ -100,13 +103,22 @@ export class Committer {
       const appends = this.appends.splice(0, this.maxBatch);
       const saves = this.saves.splice(0, this.maxBatch);
       let outcomes: AppendOutcome[] = [];
+      // Appends that were handed a seq in this attempt (their seqs go back if it fails).
+      const allocated: Waiting<AppendOp, AppendOutcome>[] = [];
       try {
         outcomes = await this.db.tx(async (tx) => {
-          const out = await writeAppends(tx, appends.map((a) => a.op));
+          const out = await writeAppends(
+            tx,
+            appends.map((a) => ({
+              ...a.op,
+              allocate: () => (allocated.push(a), a.op.allocate()),
+            })),
+          );
           await writeSaves(tx, saves.map((s) => s.op));
           return out;
         });
       } catch (err) {
+        for (const w of allocated) w.op.release();
         for (const w of [...appends, ...saves]) w.reject(err);
         continue;
       }
@@ -121,45 +133,59 @@ export class Committer {
 
 async function writeAppends(tx: Sql, ops: AppendOp[]): Promise<AppendOutcome[]> {
   if (!ops.length) return [];
-  const creates = ops.filter((o) => o.create);
+  const keyed = ops.filter((o) => o.idempotencyKey !== undefined);
+  const earlier = new Map<string, number>();
+  if (keyed.length) {
+    const found = await tx.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
+      `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
+         JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
+           ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
+      [keyed.map((o) => o.type), keyed.map((o) => o.key), keyed.map((o) => o.idempotencyKey)],
+    );
+    for (const r of found.rows) earlier.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
+  }
+  // Seqs are handed out only to events that are really new, so they stay dense.
+  const outcomes: AppendOutcome[] = [];
+  const fresh: (AppendOp & { seq: number })[] = [];
+  for (const op of ops) {
+    const id = op.idempotencyKey === undefined ? undefined : `${op.type}\u0000${op.key}\u0000${op.idempotencyKey}`;
+    const seen = id === undefined ? undefined : earlier.get(id);
+    if (seen !== undefined) {
+      outcomes.push({ seq: seen, duplicate: true });
+      continue;
+    }
+    const seq = op.allocate();
+    if (id !== undefined) earlier.set(id, seq);
+    fresh.push({ ...op, seq });
+    outcomes.push({ seq, duplicate: false });
+  }
+  if (!fresh.length) return outcomes;
+  const creates = fresh.filter((o) => o.create);
   if (creates.length) {
     await tx.query(
       `INSERT INTO actors (type, key) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
       [creates.map((o) => o.type), creates.map((o) => o.key)],
     );
   }
-  const { rows } = await tx.query<{ type: string; key: string; seq: number }>(
-    `INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::bigint[])
-     ON CONFLICT DO NOTHING RETURNING type, key, seq`,
-    [
-      ops.map((o) => o.type),
-      ops.map((o) => o.key),
-      ops.map((o) => o.seq),
-      ops.map((o) => JSON.stringify(o.event)),
-      ops.map((o) => o.idempotencyKey ?? null),
-      ops.map((o) => o.receivedAt),
-    ],
-  );
-  const inserted = new Set(rows.map((r) => `${r.type}\u0000${r.key}\u0000${r.seq}`));
-  const missing = ops.filter((o) => !inserted.has(`${o.type}\u0000${o.key}\u0000${o.seq}`));
-  const original = new Map<string, number>();
-  if (missing.length) {
-    const found = await tx.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
-      `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
-         JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
-           ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
-      [missing.map((o) => o.type), missing.map((o) => o.key), missing.map((o) => o.idempotencyKey ?? '')],
+  try {
+    await tx.query(
+      `INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::bigint[])`,
+      [
+        fresh.map((o) => o.type),
+        fresh.map((o) => o.key),
+        fresh.map((o) => o.seq),
+        fresh.map((o) => JSON.stringify(o.event)),
+        fresh.map((o) => o.idempotencyKey ?? null),
+        fresh.map((o) => o.receivedAt),
+      ],
     );
-    for (const r of found.rows) original.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
+  } catch (err) {
+    // A seq already taken means another process wrote to one of these actors.
+    if ((err as { code?: string }).code === '23505') throw new StaleEpochError('journal write refused: another writer appended to one of these actors', { cause: err });
+    throw err;
   }
-  return ops.map((o) => {
-    if (inserted.has(`${o.type}\u0000${o.key}\u0000${o.seq}`)) return { seq: o.seq, duplicate: false };
-    const seq = original.get(`${o.type}\u0000${o.key}\u0000${o.idempotencyKey}`);
-    // A seq collision without an idempotency match means another writer owns this actor.
-    if (seq === undefined) throw new StaleEpochError(`journal seq ${o.seq} of ${o.type}/${o.key} was taken by another writer`);
-    return { seq, duplicate: true };
-  });
+  return outcomes;
 }
 
 async function writeSaves(tx: Sql, ops: SaveOp[]): Promise<void> {

@@ -65,10 +65,6 @@ export class Entry {
     });
   }
 
-  dropWaiter(seq: number): void {
-    this.waiters.delete(seq);
-  }
-
   wants(seq: number): boolean {
     return this.waiters.has(seq);
   }

@@ -159,38 +159,35 @@ export class ActorSystem {
       throw new PayloadTooLargeError(`event is larger than ${this.maxEventBytes} bytes`, { field: 'body' });
     }
     const entry = await this.entry(def, key);
-    if (entry.lastSeq - entry.appliedSeq >= def.mailboxSize) {
+    if (entry.inflightAppends + entry.inbox.length >= def.mailboxSize) {
       this.stats.mailboxFull++;
       throw new UnavailableError(`mailbox of ${entry.id} is full (${def.mailboxSize} events waiting)`, 1000);
     }
-    const seq = ++entry.lastSeq;
     entry.inflightAppends++;
     entry.lastActive = this.clock.now();
-    // Registered before the append commits, so processing can never outrun the waiter.
-    const done = wait ? entry.wait(seq) : undefined;
-    done?.catch(() => {});
     try {
       const result = await this.committer.append({
         type,
         key,
-        seq,
         event,
         idempotencyKey: opts.idempotencyKey,
         receivedAt: this.clock.now(),
         create: !entry.exists,
+        allocate: () => ++entry.lastSeq,
+        release: () => void entry.lastSeq--,
       });
       entry.exists = true;
       if (result.duplicate) {
         this.stats.duplicates++;
-        entry.dropWaiter(seq); // the seq handed out above stays unused
         return { result, entry, done: undefined };
       }
       this.stats.appended++;
-      entry.enqueue(seq, event);
+      // Registered in the same turn as the enqueue, so processing can never outrun the waiter.
+      const done = wait ? entry.wait(result.seq) : undefined;
+      entry.enqueue(result.seq, event);
       this.drain(entry);
       return { result, entry, done };
     } catch (err) {
-      entry.dropWaiter(seq);
       if (err instanceof RuntimeError) throw err;
       this.log.error({ actor: entry.id, err: errInfo(err) }, 'append failed');
       throw new UnavailableError('the event could not be stored; send it again with the same Idempotency-Key', 1000);

@@ -65,6 +65,24 @@ describe.each(variants)('actor system on real Postgres (%s)', (variant) => {
     expect(rows[0].n).toBe(1);
   });
 
+  it('keeps seqs dense and mailbox room untouched by resends', async () => {
+    const small = new ActorSystem({ db: t.db, clock });
+    small.register(tallyType({ name: 'small', mailboxSize: 3 }));
+    await small.start();
+    for (let i = 0; i < 5; i++) await small.sendAndWait('small', 'D-1', { type: 'add', id: 'a', amount: 1 }, { idempotencyKey: 'a' });
+    const b = await small.sendAndWait('small', 'D-1', { type: 'add', id: 'b', amount: 1 }, { idempotencyKey: 'b' });
+    expect(b.seq).toBe(2);
+    const same = await Promise.all([1, 2, 3].map(() => small.send('small', 'D-1', { type: 'add', id: 'c', amount: 1 }, { idempotencyKey: 'c' })));
+    expect(same.map((r) => r.seq)).toEqual([3, 3, 3]);
+    expect(same.filter((r) => !r.duplicate)).toHaveLength(1);
+    await small.idleDrains();
+    await small.committer.drain();
+    const view = await small.get('small', 'D-1');
+    expect(view).toMatchObject({ processedSeq: 3, lastSeq: 3 });
+    expect(view.context.applied).toEqual(['a', 'b', 'c']);
+    await small.stop();
+  });
+
   it('says clearly when the machine does not accept an event, and records it', async () => {
     await system.sendAndWait('tally', 'C-1', { type: 'close' });
     const err = await system.sendAndWait('tally', 'C-1', { type: 'add', id: 'late', amount: 1 }).catch((e) => e);
