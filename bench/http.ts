@@ -1,0 +1,224 @@
+/**
+ * End to end over HTTP with persistence: the real server as a child process, driven from this
+ * process by a closed loop of keep-alive clients posting `tally` `add` events (202 = the event
+ * is committed to the journal). Two workloads: events spread uniformly over many actors, and
+ * one hot actor.
+ *
+ *   npx tsx bench/http.ts --db=external|embedded [--rounds=3] [--clients=50] [--actors=10000]
+ *                         [--warmup-ms=2000] [--duration-ms=10000] [--cpu-prof-dir=.tmp/prof]
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import http from 'node:http';
+import { dbKind, intArg, parseArgs } from './lib/args.ts';
+import { cpuMeter } from './lib/cpu.ts';
+import { benchDb, postmasterPid } from './lib/db.ts';
+import { closedLoop, type LoadResult } from './lib/load.ts';
+import { benchJson, log, procMemory, sleep } from './lib/report.ts';
+import { spawnServer, type ServerProcess } from './lib/server.ts';
+import { median, medianOf, round } from './lib/stats.ts';
+
+const args = parseArgs();
+const kind = dbKind(args);
+const rounds = intArg(args, 'rounds', 3);
+const clients = intArg(args, 'clients', 50);
+const actors = intArg(args, 'actors', 10_000);
+const warmupMs = intArg(args, 'warmup-ms', 2000);
+const durationMs = intArg(args, 'duration-ms', 10_000);
+/** Directory for a V8 CPU profile of the server (written when it exits). */
+const profileDir = args.get('cpu-prof-dir');
+
+const TARGET = { eventsPerSec: 5000, p99Ms: 50 };
+
+interface Phase extends LoadResult {
+  serverCpuPct: number;
+  /** The PostgreSQL cluster (for the external server, other databases on it count too). */
+  pgCpuPct: number;
+  machineBusyPct: number;
+  /** Group-commit transactions per second (from the server's /metrics) and events per commit. */
+  commitsPerSec: number;
+  eventsPerCommit: number;
+}
+
+type Client = ReturnType<typeof httpClient>;
+
+async function main(): Promise<void> {
+  const store = await benchDb({ kind, label: 'http' });
+  const dataDir = `.tmp/bench-http-${process.pid}`;
+  const token = `bench-${randomBytes(16).toString('hex')}`;
+  let server: ServerProcess | undefined;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  try {
+    server = await spawnServer({
+      ...(profileDir ? { args: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', 'http/main.ts'] } : {}),
+      env: {
+        DATABASE_URL: store.url,
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+        API_TOKENS: JSON.stringify([{ token, role: 'admin', subject: 'bench' }]),
+      },
+    });
+    const readyMs = await server.ready();
+    log(`http bench on ${kind} Postgres: server pid ${server.pid} ready in ${Math.round(readyMs)} ms; ${clients} clients, ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms`);
+    const client = httpClient(server.port, token, agent);
+    const created = await createAll(client);
+    log(`  first event to each of ${actors} actors: ${created.perSec} actors/s (${created.ms} ms)`);
+
+    const pids = { server: server.pid, postmaster: await postmasterPid(store.db) };
+    const spread: Phase[] = [];
+    const hot: Phase[] = [];
+    const hotCatchUpMs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const s = await phase(client, pids, (w, n) => client.add(`a${Math.floor(Math.random() * actors)}`, `r${r}w${w}n${n}`));
+      spread.push(s);
+      log(`  round ${r + 1} spread: ${line(s)}`);
+      await sleep(500); // let the server finish processing what the window appended
+      const h = await phase(client, pids, (w, n) => client.add('hot', `r${r}w${w}n${n}`));
+      hot.push(h);
+      const lag = await client.catchUp('hot');
+      hotCatchUpMs.push(lag);
+      log(`  round ${r + 1} hot:    ${line(h)}; processing caught up ${lag} ms after the window`);
+    }
+    const mem = procMemory(server.pid);
+    const result = {
+      bench: 'http',
+      db: kind,
+      clients,
+      actors,
+      rounds,
+      warmupMs,
+      durationMs,
+      createActorsPerSec: created.perSec,
+      spread: medianOf(spread),
+      hot: { ...medianOf(hot), catchUpMs: median(hotCatchUpMs) },
+      serverRssMb: mem.rssMb,
+      serverPeakRssMb: mem.peakRssMb,
+      target: TARGET,
+      meetsTarget: false,
+    };
+    result.meetsTarget = result.spread.eventsPerSec >= TARGET.eventsPerSec && result.spread.latencyMs.p99 < TARGET.p99Ms;
+    log(`median spread (${actors} actors): ${line(result.spread)}`);
+    log(`median hot (1 actor):           ${line(result.hot)}`);
+    log(`server RSS at end ${mem.rssMb} MiB (peak ${mem.peakRssMb} MiB); target >= ${TARGET.eventsPerSec}/s spread with p99 < ${TARGET.p99Ms} ms: ${result.meetsTarget ? 'met' : 'NOT met'}`);
+    benchJson(result);
+  } finally {
+    agent.destroy();
+    if (server) {
+      const stopped = await server.stop();
+      if (stopped.code !== 0) log(`server exited with ${stopped.code}:\n${server.output().slice(-2000)}`);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    await store.cleanup();
+  }
+}
+
+/** One `add` to every actor, so the rounds measure resident actors, not their creation. */
+async function createAll(client: Client): Promise<{ perSec: number; ms: number }> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < actors) {
+        const i = next++;
+        const outcome = await client.add(`a${i}`, `c${i}`);
+        if (outcome !== 'ok') throw new Error(`creating a${i}: ${outcome}`);
+      }
+    }),
+  );
+  const ms = performance.now() - t0;
+  await sleep(1000); // let processing of the last ones finish
+  return { perSec: Math.round(actors / (ms / 1000)), ms: Math.round(ms) };
+}
+
+async function phase(client: Client, pids: { server: number; postmaster: number }, op: (w: number, n: number) => Promise<string>): Promise<Phase> {
+  const cpu = cpuMeter({ pids: { server: pids.server }, postmaster: pids.postmaster });
+  let c0: Promise<number> = Promise.resolve(NaN);
+  let c1: Promise<number> = Promise.resolve(NaN);
+  const res = await closedLoop({
+    concurrency: clients,
+    warmupMs,
+    durationMs,
+    op,
+    window: {
+      open: () => {
+        cpu.open();
+        c0 = client.commits();
+      },
+      close: () => {
+        cpu.close();
+        c1 = client.commits();
+      },
+    },
+  });
+  const commits = (await c1) - (await c0);
+  const f = cpu.figures();
+  return {
+    ...res,
+    serverCpuPct: f.serverCpuPct!,
+    pgCpuPct: f.pgCpuPct!,
+    machineBusyPct: f.machineBusyPct!,
+    commitsPerSec: Math.round(commits / (durationMs / 1000)),
+    eventsPerCommit: round(res.ok / Math.max(1, commits)),
+  };
+}
+
+function line(p: Phase): string {
+  const other = Object.entries(p.other)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ');
+  return (
+    `${p.eventsPerSec} events/s, p50 ${p.latencyMs.p50} ms, p99 ${p.latencyMs.p99} ms, max ${p.latencyMs.max} ms; ` +
+    `${p.commitsPerSec} commits/s x ${p.eventsPerCommit} events; ` +
+    `CPU % of a core: client ${p.clientCpuPct} server ${p.serverCpuPct} postgres ${p.pgCpuPct}; machine ${p.machineBusyPct}% busy${other ? `; other: ${other}` : ''}`
+  );
+}
+
+function httpClient(port: number, token: string, agent: http.Agent) {
+  function request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${token}` };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(body);
+      }
+      const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  return {
+    async add(key: string, id: string): Promise<string> {
+      const { status } = await request('POST', `/actors/tally/${key}/events`, JSON.stringify({ type: 'add', id, amount: 1 }));
+      return status === 202 ? 'ok' : `http ${status}`;
+    },
+    /** The server's group-commit transaction count so far (NaN when /metrics is missing). */
+    async commits(): Promise<number> {
+      const { status, text } = await request('GET', '/metrics');
+      const m = status === 200 ? /^actor_group_commits_total (\d+)/m.exec(text) : null;
+      return m ? Number(m[1]) : NaN;
+    },
+    /** Polls the actor until everything appended is processed; ms it took. */
+    async catchUp(key: string): Promise<number> {
+      const t0 = performance.now();
+      for (let i = 0; i < 3000; i++) {
+        const { status, text } = await request('GET', `/actors/tally/${key}`);
+        if (status !== 200) throw new Error(`GET /actors/tally/${key}: ${status} ${text}`);
+        const v = JSON.parse(text) as { processedSeq: number; lastSeq: number };
+        if (v.processedSeq >= v.lastSeq) return round(performance.now() - t0, 0);
+        await sleep(10);
+      }
+      return -1;
+    },
+  };
+}
+
+main().catch((err) => {
+  process.stderr.write(`http bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
