@@ -1,0 +1,101 @@
+import type { Sql } from '../db.ts';
+import { SYNC_STATUSES, type SyncStatus } from './runs.ts';
+
+export interface SyncRow {
+  id: string;
+  insurerId: string;
+  patientId: string;
+  runId: string | null;
+  kind: 'interactive' | 'bulk';
+  status: SyncStatus;
+  attempts: number;
+  lastError: string | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+function toSync(r: Record<string, any>): SyncRow {
+  return {
+    id: r.id,
+    insurerId: r.insurer_id,
+    patientId: r.patient_id,
+    runId: r.run_id,
+    kind: r.kind,
+    status: r.status,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+export interface NewSync {
+  id: string;
+  insurerId: string;
+  patientId: string;
+  runId: string | null;
+  kind: 'interactive' | 'bulk';
+  requestedBy: string;
+}
+
+/** Records syncs as scheduled (a resend of a known id changes nothing); moves run counters. */
+export async function scheduleSyncs(sql: Sql, syncs: NewSync[], now: number): Promise<number> {
+  if (!syncs.length) return 0;
+  const { rows } = await sql.query<{ run_id: string | null }>(
+    `INSERT INTO patient_syncs (id, insurer_id, patient_id, run_id, kind, status, requested_by, created_at, updated_at)
+     SELECT id, i, p, r, k, 'scheduled', b, $1, $1 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS x(id, i, p, r, k, b)
+     ON CONFLICT (id) DO NOTHING RETURNING run_id`,
+    [now, syncs.map((s) => s.id), syncs.map((s) => s.insurerId), syncs.map((s) => s.patientId), syncs.map((s) => s.runId), syncs.map((s) => s.kind), syncs.map((s) => s.requestedBy)],
+  );
+  const perRun = new Map<string, number>();
+  for (const r of rows) if (r.run_id) perRun.set(r.run_id, (perRun.get(r.run_id) ?? 0) + 1);
+  for (const [runId, n] of perRun) await sql.query('UPDATE insurer_runs SET scheduled = scheduled + $2 WHERE id = $1', [runId, n]);
+  return rows.length;
+}
+
+const delta = (col: SyncStatus) => `${col} = ${col} + (CASE WHEN $2 = '${col}' THEN m.n ELSE 0 END) - m.from_${col}`;
+const fromCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE prev = '${col}') AS from_${col}`).join(', ');
+
+/**
+ * Moves syncs to a status and the counters of their runs with them, in one statement; one
+ * request (when `attempted`) is counted once per run however many syncs it served.
+ * Finished syncs (done, cancelled_410, failed) stay as they are.
+ */
+export async function moveSyncs(
+  sql: Sql,
+  ids: string[],
+  to: SyncStatus,
+  opts: { now: number; attempted?: boolean; error?: string | null; requestFailed?: boolean },
+): Promise<void> {
+  if (!ids.length) return;
+  const finished = to === 'done' || to === 'cancelled_410' || to === 'failed';
+  await sql.query(
+    `WITH prev AS (
+       SELECT id, status AS prev FROM patient_syncs WHERE id = ANY($1::text[]) AND status IN ('scheduled', 'running', 'retrying') FOR UPDATE
+     ), moved AS (
+       UPDATE patient_syncs s SET status = $2, attempts = attempts + $3, last_error = coalesce($4, last_error), updated_at = $5,
+              finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END
+         FROM prev WHERE s.id = prev.id RETURNING s.run_id, prev.prev
+     ), m AS (SELECT run_id, count(*) AS n, ${fromCounts} FROM moved WHERE run_id IS NOT NULL GROUP BY run_id)
+     UPDATE insurer_runs r SET ${SYNC_STATUSES.map(delta).join(', ')},
+            requests_made = requests_made + $3, requests_failed = requests_failed + $7
+       FROM m WHERE r.id = m.run_id`,
+    [ids, to, opts.attempted ? 1 : 0, opts.error ?? null, opts.now, finished, opts.requestFailed ? 1 : 0],
+  );
+}
+
+export async function getSync(sql: Sql, id: string): Promise<SyncRow | undefined> {
+  const { rows } = await sql.query('SELECT * FROM patient_syncs WHERE id = $1', [id]);
+  return rows[0] ? toSync(rows[0]) : undefined;
+}
+
+/** Syncs not finished yet, for re-sending their events after a restart. */
+export async function openSyncs(sql: Sql, insurerId: string, afterId: string, limit: number): Promise<SyncRow[]> {
+  const { rows } = await sql.query(
+    `SELECT * FROM patient_syncs WHERE insurer_id = $1 AND status IN ('scheduled', 'running', 'retrying') AND id > $2 ORDER BY id LIMIT $3`,
+    [insurerId, afterId, limit],
+  );
+  return rows.map(toSync);
+}
