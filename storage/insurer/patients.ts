@@ -38,38 +38,39 @@ export class PatientStore {
   /**
    * Stores one listed page for a run (mark): new patients are inserted, known ones re-marked.
    * The run's cursor and counters move in the same transaction, so a resumed listing never
-   * counts a page twice. Returns the ids that are new to this insurer.
+   * counts a page twice. Returns the ids that are new to this insurer. Runs in the caller's
+   * transaction, so the new patients' syncs are scheduled with it.
    */
-  async storePage(insurerId: string, runId: string, page: ListedPatient[], nextCursor: string | null, ctx: AuditContext, now: number): Promise<string[]> {
-    return this.db.tx(async (tx) => {
-      let fresh: string[] = [];
-      if (page.length) {
-        const { rows } = await tx.query<{ patient_id: string; inserted: boolean }>(
-          `INSERT INTO insurer_patients AS p (insurer_id, patient_id, first_name, last_name, birth_date, seen_run, first_run, created_at, updated_at)
-           SELECT $1, id, f, l, b, $2, $2, $3, $3 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS x(id, f, l, b)
-           ON CONFLICT (insurer_id, patient_id) DO UPDATE
-             SET seen_run = EXCLUDED.seen_run, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-                 birth_date = EXCLUDED.birth_date, insured = true, updated_at = EXCLUDED.updated_at
-           RETURNING patient_id, (xmax = 0) AS inserted`,
-          [
-            insurerId,
-            runId,
-            now,
-            page.map((p) => p.id),
-            page.map((p) => this.seal(insurerId, p.id, 'firstName', p.firstName)),
-            page.map((p) => this.seal(insurerId, p.id, 'lastName', p.lastName)),
-            page.map((p) => this.seal(insurerId, p.id, 'birthDate', p.birthDate)),
-          ],
-        );
-        fresh = rows.filter((r) => r.inserted).map((r) => r.patient_id);
-        await appendAudit(tx, ctx, page.map((p) => ({ action: 'write' as const, resource: 'patient', resourceId: p.id, scope: insurerId })), now);
-      }
-      await tx.query(
-        `UPDATE insurer_runs SET cursor = $2, listing_done = $3, listed = listed + $4, new_patients = new_patients + $5 WHERE id = $1`,
-        [runId, nextCursor, nextCursor === null, page.length, fresh.length],
+  async storePage(tx: Sql, insurerId: string, runId: string, listed: ListedPatient[], nextCursor: string | null, ctx: AuditContext, now: number): Promise<string[]> {
+    // A page naming a patient twice would make the upsert touch one row twice.
+    const page = [...new Map(listed.map((p) => [p.id, p])).values()];
+    let fresh: string[] = [];
+    if (page.length) {
+      const { rows } = await tx.query<{ patient_id: string; inserted: boolean }>(
+        `INSERT INTO insurer_patients AS p (insurer_id, patient_id, first_name, last_name, birth_date, seen_run, first_run, created_at, updated_at)
+         SELECT $1, id, f, l, b, $2, $2, $3, $3 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS x(id, f, l, b)
+         ON CONFLICT (insurer_id, patient_id) DO UPDATE
+           SET seen_run = EXCLUDED.seen_run, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+               birth_date = EXCLUDED.birth_date, insured = true, updated_at = EXCLUDED.updated_at
+         RETURNING patient_id, (xmax = 0) AS inserted`,
+        [
+          insurerId,
+          runId,
+          now,
+          page.map((p) => p.id),
+          page.map((p) => this.seal(insurerId, p.id, 'firstName', p.firstName)),
+          page.map((p) => this.seal(insurerId, p.id, 'lastName', p.lastName)),
+          page.map((p) => this.seal(insurerId, p.id, 'birthDate', p.birthDate)),
+        ],
       );
-      return fresh;
-    });
+      fresh = rows.filter((r) => r.inserted).map((r) => r.patient_id);
+      await appendAudit(tx, ctx, page.map((p) => ({ action: 'write' as const, resource: 'patient', resourceId: p.id, scope: insurerId })), now);
+    }
+    await tx.query(
+      `UPDATE insurer_runs SET cursor = $2, listing_done = $3, listed = listed + $4, new_patients = new_patients + $5 WHERE id = $1`,
+      [runId, nextCursor, nextCursor === null, page.length, fresh.length],
+    );
+    return fresh;
   }
 
   /** Deletes the patients the completed listing of `runId` did not see (sweep). */

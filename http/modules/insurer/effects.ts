@@ -1,0 +1,195 @@
+import { randomInt } from 'node:crypto';
+import { fromPromise } from 'xstate';
+import type { InsurerClient } from '../../../integrations/insurer/client.ts';
+import { GoneError, RetryableError } from '../../../integrations/insurer/errors.ts';
+import type { Clock } from '../../../actors/clock.ts';
+import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
+import type { AttemptInput, AttemptOutput } from '../../../machines/insurer-patient.ts';
+import type { RunInput, RunTrigger } from '../../../machines/insurer.ts';
+import type { Db } from '../../../storage/db.ts';
+import type { PatientStore } from '../../../storage/insurer/patients.ts';
+import { countRequests, createRun, getRun, setRunState } from '../../../storage/insurer/runs.ts';
+import { moveSyncs, scheduleSyncs } from '../../../storage/insurer/syncs.ts';
+import { localDate, nextDailyAt } from './daily.ts';
+import type { LineScheduler } from './scheduler.ts';
+
+export interface InsurerSettings {
+  id: string;
+  baseUrl: string;
+  timeoutMs: number;
+  dailyAt: string;
+  timeZone: string;
+}
+
+export interface EffectDeps {
+  db: Db;
+  system: ActorSystem;
+  clock: Clock;
+  patients: PatientStore;
+  logger: RuntimeLogger;
+  insurer(id: string): { settings: InsurerSettings; client: InsurerClient; line: LineScheduler };
+  /** Patients asked per list page (the insurer may send more). */
+  pageLimit?: number;
+  /** Attempts per request before giving up. */
+  maxAttempts?: number;
+  /** Back-off of a failed request: base and cap, ms (full jitter between half and all). */
+  backoff?: { baseMs: number; capMs: number };
+}
+
+const systemCtx = (actor: string, reason: string) => ({ principal: actor, role: 'system', reason });
+
+/** Capped exponential back-off with jitter; a Retry-After the insurer named wins. */
+export function backoffMs(attempt: number, { baseMs, capMs }: { baseMs: number; capMs: number }, retryAfterMs?: number): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  const jittered = Math.round(exp / 2 + randomInt(0, Math.max(1, Math.floor(exp / 2)) + 1));
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+/** The IO behind the insurer machines, provided at registration. */
+export function createInsurerEffects(deps: EffectDeps) {
+  const { db, system, clock, patients, logger } = deps;
+  const pageLimit = deps.pageLimit ?? 500;
+  const maxAttempts = deps.maxAttempts ?? 100;
+  const backoff = deps.backoff ?? { baseMs: 50, capMs: 5_000 };
+  const sleep = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
+
+  /**
+   * One patient's care records: retried through the line until done, gone or given up. The
+   * sync shows `running` on its first attempt and `retrying` from its first failure on.
+   */
+  async function attempt({ input }: { input: AttemptInput }): Promise<AttemptOutput> {
+    const { insurerId, patientId, syncIds, kind } = input;
+    const { client, line } = deps.insurer(insurerId);
+    const ctx = systemCtx(`insurer-patient/${insurerId}:${patientId}`, syncIds[0] ?? 'sync');
+    await moveSyncs(db, syncIds, 'running', { now: clock.now() });
+    let notBefore = 0;
+    let strict = false;
+    for (let n = 1; ; n++) {
+      try {
+        const records = await line.run(kind, 'care-records', (signal) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal }), { notBefore, strict });
+        await db.tx(async (tx) => {
+          await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
+          await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempted: true });
+        });
+        return { outcome: 'done' };
+      } catch (err) {
+        if (err instanceof GoneError) {
+          // No longer insured: undo what we hold for them, and do not retry.
+          await db.tx(async (tx) => {
+            await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
+            await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempted: true, error: 'patient no longer insured (410)' });
+          });
+          return { outcome: 'gone' };
+        }
+        const message = err instanceof Error ? err.message : 'request failed';
+        if (!(err instanceof RetryableError) || n >= maxAttempts) {
+          await moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempted: true, requestFailed: true, error: message });
+          return { outcome: 'failed', error: message };
+        }
+        await moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempted: true, requestFailed: true, error: message });
+        strict = err.retryAfterMs !== undefined;
+        notBefore = clock.now() + backoffMs(n, backoff, err.retryAfterMs);
+      }
+    }
+  }
+
+  async function nextDaily({ input }: { input: { insurerId: string } }) {
+    const { settings } = deps.insurer(input.insurerId);
+    const at = nextDailyAt(clock.now(), settings.dailyAt, settings.timeZone);
+    // One id per insurer and local day, so a daily run is recorded once whoever starts it.
+    return { runId: `daily-${input.insurerId}-${localDate(at, settings.timeZone)}`, delayMs: at - clock.now() };
+  }
+
+  async function startRun({ input }: { input: RunInput & { trigger: RunTrigger } }) {
+    const { created, active } = await createRun(db, { id: input.runId, insurerId: input.insurerId, trigger: input.trigger, now: clock.now() });
+    if (!created && active.id !== input.runId) throw new Error('another run is in progress');
+  }
+
+  /** Pages through the list from the stored cursor; each page's new patients get their syncs. */
+  async function listPatients({ input }: { input: RunInput }): Promise<{ gaveUp: string | null }> {
+    const { insurerId, runId } = input;
+    const { client, line } = deps.insurer(insurerId);
+    const ctx = systemCtx(`insurer/${insurerId}`, runId);
+    const run = await getRun(db, runId);
+    if (!run) throw new Error('run not recorded');
+    let cursor = run.cursor;
+    let done = run.listingDone;
+    await resendOpenSyncs(insurerId, runId);
+    let failures = 0;
+    let notBefore = 0;
+    let strict = false;
+    while (!done) {
+      let page;
+      try {
+        page = await line.run('bulk', 'list-patients', (signal) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal }), { notBefore, strict });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : 'request failed';
+        await countRequests(db, runId, 1, 1, message);
+        if (!(err instanceof RetryableError) || ++failures >= maxAttempts) return { gaveUp: `listing gave up: ${message}` };
+        strict = err.retryAfterMs !== undefined;
+        notBefore = clock.now() + backoffMs(failures, backoff, err.retryAfterMs);
+        continue;
+      }
+      failures = 0;
+      notBefore = 0;
+      const syncIds: string[] = [];
+      await db.tx(async (tx) => {
+        const fresh = await patients.storePage(tx, insurerId, runId, page.patients, page.nextCursor, ctx, clock.now());
+        const syncs = fresh.map((patientId) => ({ id: `${runId}:${patientId}`, insurerId, patientId, runId, kind: 'bulk' as const, requestedBy: `insurer/${insurerId}` }));
+        await scheduleSyncs(tx, syncs, clock.now());
+        await countRequests(tx, runId, 1, 0, null);
+        syncIds.push(...syncs.map((s) => s.id));
+      });
+      // After the commit: if this process dies first, the next listing resends them.
+      await Promise.all(syncIds.map((id) => sendSync(insurerId, id.slice(runId.length + 1), id, 'bulk')));
+      cursor = page.nextCursor;
+      done = cursor === null;
+    }
+    return { gaveUp: null };
+  }
+
+  function sendSync(insurerId: string, patientId: string, syncId: string, kind: 'bulk' | 'interactive') {
+    return system.send('insurer-patient', `${insurerId}:${patientId}`, { type: 'sync', syncId, kind }, { idempotencyKey: syncId });
+  }
+
+  async function resendOpenSyncs(insurerId: string, runId: string) {
+    const { rows } = await db.query<{ id: string; patient_id: string }>(
+      `SELECT id, patient_id FROM patient_syncs WHERE run_id = $1 AND status = 'scheduled'`,
+      [runId],
+    );
+    await Promise.all(rows.map((r) => sendSync(insurerId, r.patient_id, r.id, 'bulk')));
+  }
+
+  async function sweep({ input }: { input: RunInput }) {
+    const removed = await patients.sweep(input.insurerId, input.runId, systemCtx(`insurer/${input.insurerId}`, input.runId), clock.now());
+    await setRunState(db, input.runId, 'syncing', { now: clock.now() });
+    logger.info({ insurer: input.insurerId, run: input.runId, removed }, 'listing complete');
+  }
+
+  async function awaitSyncs({ input }: { input: RunInput }) {
+    for (;;) {
+      const run = await getRun(db, input.runId);
+      if (!run) throw new Error('run not recorded');
+      if (run.counts.scheduled + run.counts.running + run.counts.retrying === 0) return;
+      await sleep(250);
+    }
+  }
+
+  async function finishRun({ input }: { input: RunInput & { outcome: 'completed' | 'failed'; error: string | null } }) {
+    await setRunState(db, input.runId, input.outcome, { now: clock.now(), error: input.error });
+    logger.info({ insurer: input.insurerId, run: input.runId, outcome: input.outcome }, 'run finished');
+  }
+
+  return {
+    actors: {
+      attempt: fromPromise(attempt),
+      nextDaily: fromPromise(nextDaily),
+      startRun: fromPromise(startRun),
+      listPatients: fromPromise(listPatients),
+      sweep: fromPromise(sweep),
+      awaitSyncs: fromPromise(awaitSyncs),
+      finishRun: fromPromise(finishRun),
+    },
+    sendSync,
+  };
+}
