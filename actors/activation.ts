@@ -29,6 +29,7 @@ export class Activation {
 
   constructor(
     readonly def: ResolvedActorType,
+    key: string,
     private readonly clock: Clock,
     persisted: unknown,
     timers: PendingTimer[],
@@ -36,7 +37,7 @@ export class Activation {
   ) {
     this.actor = createActor(def.machine, {
       clock,
-      ...(persisted ? { snapshot: persisted as any } : {}),
+      ...(persisted ? { snapshot: persisted as any } : def.input ? { input: def.input(key) } : {}),
       inspect: (ev) => this.inspect(ev),
     });
     this.lastState = persisted ? stateName((persisted as { value?: unknown }).value) : '';

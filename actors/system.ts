@@ -401,7 +401,7 @@ export class ActorSystem {
       for (const e of await store.loadTail(this.db, name, entry.key, row.processed_seq)) entry.enqueue(e.seq, e.event);
     }
     const persisted = row?.snapshot ?? undefined;
-    entry.activation = new Activation(entry.def, this.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.activation = new Activation(entry.def, entry.key, this.clock, persisted, timers, () => this.onSpontaneous(entry));
     entry.lastGoodJson = persisted ? JSON.stringify(persisted) : undefined;
     this.stats.activations++;
   }
@@ -411,7 +411,7 @@ export class ActorSystem {
     const timers = entry.activation!.timers();
     entry.activation!.stop();
     const persisted = entry.lastGoodJson ? JSON.parse(entry.lastGoodJson) : undefined;
-    entry.activation = new Activation(entry.def, this.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.activation = new Activation(entry.def, entry.key, this.clock, persisted, timers, () => this.onSpontaneous(entry));
     entry.activation.takeSpontaneous();
   }
 

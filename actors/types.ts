@@ -19,10 +19,13 @@ export interface ActorTypeDefinition {
   sensitive?: string[];
   /** Persisted snapshot bound in bytes (default 64 KiB): bulk data belongs in tables. */
   maxSnapshotBytes?: number;
+  /** The machine's input for a new actor, from its key (e.g. `KK01:P-1` → ids). */
+  input?: (key: string) => unknown;
 }
 
-export interface ResolvedActorType extends Required<Omit<ActorTypeDefinition, 'sensitive'>> {
+export interface ResolvedActorType extends Required<Omit<ActorTypeDefinition, 'sensitive' | 'input'>> {
   sensitive: Set<string>;
+  input: ((key: string) => unknown) | undefined;
 }
 
 export const DEFAULT_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -34,6 +37,7 @@ export function resolveActorType(def: ActorTypeDefinition): ResolvedActorType {
     mailboxSize: 1000,
     maxSnapshotBytes: 64 * 1024,
     ...def,
+    input: def.input,
     sensitive: new Set(def.sensitive ?? []),
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isTimeZone } from './modules/insurer/daily.ts';
 
 export const ROLES = ['admin', 'secretary', 'doctor', 'auditor', 'integration'] as const;
 export type Role = (typeof ROLES)[number];
@@ -12,6 +13,45 @@ const tokenSchema = z.array(
 );
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const insurerSchema = z.array(
+  z.strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'id must be 1-32 of letters, digits, _ and -'),
+    baseUrl: z.url({ protocol: /^https?$/ }),
+    timeoutMs: z.number().int().min(100).max(120_000).default(2_000),
+    dailyAt: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'dailyAt must be HH:MM').default('02:00'),
+    timeZone: z.string().refine(isTimeZone, 'timeZone must be an IANA time zone such as Europe/Berlin').default('Europe/Berlin'),
+  }),
+);
+
+const dataKeysSchema = z.strictObject({
+  keys: z
+    .array(z.strictObject({ id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/), key: z.base64().refine((k) => Buffer.from(k, 'base64').length === 32, 'each key must be 32 bytes, base64') }))
+    .min(1),
+  lookupKey: z.base64().refine((k) => Buffer.from(k, 'base64').length >= 32, 'lookupKey must be at least 32 bytes, base64'),
+});
+
+/** A JSON-valued variable: parsed, then checked against `schema`; the first issue is named. */
+function json<S extends z.ZodType>(schema: S, shape: string) {
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx): z.output<S> | undefined => {
+      if (v === undefined) return undefined;
+      let value: unknown;
+      try {
+        value = JSON.parse(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `must be JSON: ${shape}` });
+        return z.NEVER;
+      }
+      const parsed = schema.safeParse(value);
+      if (parsed.success) return parsed.data;
+      const issue = parsed.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', message: `${issue.path.length ? `[${issue.path.join('].')}: ` : ''}${issue.message}` });
+      return z.NEVER;
+    });
+}
 
 /** Every environment variable the app reads, with its default and meaning (README lists them). */
 const schema = z.object({
@@ -28,22 +68,13 @@ const schema = z.object({
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional()
     .describe('Redis for locks, rate limits, pub/sub; unset: in-process (one node)'),
-  API_TOKENS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined) return undefined;
-      try {
-        const parsed = tokenSchema.safeParse(JSON.parse(v));
-        if (parsed.success) return parsed.data;
-        const issue = parsed.error.issues[0]!;
-        ctx.addIssue({ code: 'custom', message: `[${issue.path.join('].')}: ${issue.message}` });
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON: [{"token","role","subject"}]' });
-      }
-      return z.NEVER;
-    })
-    .describe('JSON [{"token","role","subject"}]; unset: demo tokens are made and printed'),
+  API_TOKENS: json(tokenSchema, '[{"token","role","subject"}]').describe('JSON [{"token","role","subject"}]; unset: demo tokens are made and printed'),
+  INSURERS: json(insurerSchema, '[{"id","baseUrl","timeoutMs","dailyAt","timeZone"}]').describe(
+    'JSON [{"id","baseUrl","timeoutMs","dailyAt","timeZone"}]; unset: a built-in insurer simulator and demo insurer KK01',
+  ),
+  DATA_KEYS: json(dataKeysSchema, '{"keys":[{"id","key"}],"lookupKey"}').describe(
+    'JSON {"keys":[{"id","key"}],"lookupKey"} (base64, 32 bytes; first key encrypts); unset: generated into DATA_DIR',
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024).describe('Largest request body accepted (413 beyond)'),
   ACTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(60_000).describe('Evict an actor from memory after this long idle'),
@@ -63,7 +94,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const name = String(issue.path[0]);
-  const got = name === 'API_TOKENS' || name.endsWith('_URL') ? '' : ` (got ${JSON.stringify(env[name])})`;
+  const secret = name === 'API_TOKENS' || name === 'DATA_KEYS' || name === 'INSURERS' || name.endsWith('_URL');
+  const got = secret ? '' : ` (got ${JSON.stringify(env[name])})`;
   throw new ConfigError(`invalid ${name}: ${issue.message}${got}`);
 }
 

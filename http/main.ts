@@ -9,7 +9,14 @@ import { migrate } from '../storage/migrate.ts';
 import { createApp } from './app.ts';
 import { demoTokens } from './auth.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { hostname } from 'node:os';
+import { systemClock } from '../actors/clock.ts';
+import { startInsurerSimulator, type InsurerSimulator } from '../integrations/insurer/simulator.ts';
+import { createLine } from '../storage/line/index.ts';
+import { loadCipher } from './keys.ts';
 import { demoActorTypes } from './modules/demo.ts';
+import { createInsurerModule } from './modules/insurer/module.ts';
+import { insurerRoutes } from './modules/insurer/routes.ts';
 
 /** The composition root: reads the environment once, wires storage, runtime and HTTP. */
 async function main(): Promise<void> {
@@ -41,9 +48,24 @@ async function main(): Promise<void> {
   if (applied.length) logger.info({ applied }, 'migrations applied');
   const coordination = await createCoordination({ redisUrl: config.REDIS_URL, onError: (err) => logger.warn({ err: err.message }, 'redis') });
 
-  const system = new ActorSystem({ db, logger, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
+  const line = await createLine({ db, redis: config.REDIS_URL ? { url: config.REDIS_URL } : undefined, onError: (err) => logger.warn({ err: err.message }, 'redis (line)') });
+  const { cipher, source: keySource } = loadCipher(config);
+  if (!config.DATA_KEYS) logger.warn({ keyFile: keySource }, 'DATA_KEYS is not set: patient data is encrypted with a key generated into DATA_DIR');
+
+  // Without INSURERS, a simulated insurer stands in, so the sync can be watched end to end.
+  let simulator: InsurerSimulator | undefined;
+  let insurers = config.INSURERS;
+  if (!insurers) {
+    simulator = await startInsurerSimulator({ patientCount: 300, latencyMs: 5 });
+    insurers = [{ id: 'KK01', baseUrl: simulator.url, timeoutMs: 2_000, dailyAt: '02:00', timeZone: 'Europe/Berlin' }];
+  }
+
+  const clock = systemClock;
+  const system = new ActorSystem({ db, logger, clock, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
   for (const def of demoActorTypes({ idleTimeoutMs: config.ACTOR_IDLE_TIMEOUT_MS, mailboxSize: config.MAILBOX_SIZE })) system.register(def);
+  const insurerModule = createInsurerModule({ db, system, clock, logger, cipher, line, node: `${hostname()}:${process.pid}`, insurers });
   await system.start();
+  await insurerModule.start();
 
   const tokens = config.API_TOKENS ?? demoTokens(config.DATA_DIR);
   const app = createApp({
@@ -56,15 +78,17 @@ async function main(): Promise<void> {
       await db.query('SELECT 1');
       await coordination.ping();
     },
+    routes: [insurerRoutes({ db, system, clock, line, module: insurerModule })],
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const storage = embedded
       ? `embedded PostgreSQL in ${path.resolve(embedded.dataDir)} on 127.0.0.1:${embedded.port}${embedded.initialised ? ' (new cluster)' : ''}`
       : `PostgreSQL at ${redactUrl(connectionString)}`;
     const locks = coordination.kind === 'redis' ? `Redis at ${redactUrl(config.REDIS_URL!)}` : 'in-process (single node)';
+    const insurerLine = simulator ? `insurer simulator at ${simulator.url} (demo insurer KK01)` : `${insurers.length} insurer(s) from INSURERS`;
     logger.info(
-      { url: `http://${info.address}:${info.port}`, storage, locks, startupMs: Math.round(performance.now() - started) },
-      `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}`,
+      { url: `http://${info.address}:${info.port}`, storage, locks, insurers: insurerLine, startupMs: Math.round(performance.now() - started) },
+      `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}; ${insurerLine}`,
     );
     if (!config.API_TOKENS) {
       const lines = tokens.map((t) => `  ${t.role.padEnd(12)} ${t.token}`).join('\n');
@@ -77,7 +101,10 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await insurerModule.stop();
       await system.stop();
+      await line.close();
+      await simulator?.close();
       await db.close();
       await coordination.close();
       await embedded?.stop();

@@ -24,7 +24,8 @@ export interface InsurerContext {
   runs: number;
 }
 
-export type InsurerEvent = { type: 'sync'; runId: string; trigger: RunTrigger };
+/** `wake` brings a new supervisor to life so its daily timer is set; it changes nothing. */
+export type InsurerEvent = { type: 'sync'; runId: string; trigger: RunTrigger } | { type: 'wake' };
 
 export const insurerMachine = setup({
   types: {} as { context: InsurerContext; events: InsurerEvent; input: { insurerId: string } },
@@ -56,11 +57,18 @@ export const insurerMachine = setup({
   id: 'insurer',
   context: ({ input }) => ({ insurerId: input.insurerId, runId: null, trigger: null, lastError: null, daily: null, runs: 0 }),
   initial: 'idle',
+  on: { wake: {} },
   states: {
     idle: {
       initial: 'planning',
       on: {
-        sync: { target: 'running', actions: assign(({ event }) => ({ runId: event.runId, trigger: event.trigger, lastError: null })) },
+        sync: {
+          target: 'running',
+          actions: assign(({ event }) => {
+            const e = event as Extract<InsurerEvent, { type: 'sync' }>;
+            return { runId: e.runId, trigger: e.trigger, lastError: null };
+          }),
+        },
       },
       states: {
         planning: {

@@ -80,7 +80,7 @@ export async function moveSyncs(
          FROM prev WHERE s.id = prev.id RETURNING s.run_id, prev.prev
      ), m AS (SELECT run_id, count(*) AS n, ${fromCounts} FROM moved WHERE run_id IS NOT NULL GROUP BY run_id)
      UPDATE insurer_runs r SET ${SYNC_STATUSES.map(delta).join(', ')},
-            requests_made = requests_made + $3, requests_failed = requests_failed + $7
+            requests_made = requests_made + $3, requests_failed = requests_failed + $7, last_error = coalesce($4, r.last_error)
        FROM m WHERE r.id = m.run_id`,
     [ids, to, opts.attempted ? 1 : 0, opts.error ?? null, opts.now, finished, opts.requestFailed ? 1 : 0],
   );

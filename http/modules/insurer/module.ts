@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import type { Clock } from '../../../actors/clock.ts';
+import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
+import { createInsurerClient, type InsurerClient } from '../../../integrations/insurer/client.ts';
+import { insurerPatientMachine } from '../../../machines/insurer-patient.ts';
+import { insurerMachine } from '../../../machines/insurer.ts';
+import type { FieldCipher } from '../../../storage/crypto.ts';
+import type { Db } from '../../../storage/db.ts';
+import { PatientStore } from '../../../storage/insurer/patients.ts';
+import type { Line } from '../../../storage/line/types.ts';
+import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
+import { LineScheduler } from './scheduler.ts';
+
+export interface InsurerModuleOptions {
+  db: Db;
+  system: ActorSystem;
+  clock: Clock;
+  logger: RuntimeLogger;
+  cipher: FieldCipher;
+  line: Line;
+  /** This process, as named in line holders. */
+  node: string;
+  insurers: InsurerSettings[];
+  tuning?: Pick<EffectDeps, 'pageLimit' | 'maxAttempts' | 'backoff'>;
+}
+
+export interface InsurerHandle {
+  settings: InsurerSettings;
+  client: InsurerClient;
+  line: LineScheduler;
+}
+
+export const INSURER_ID = /^[A-Za-z0-9_-]{1,32}$/;
+export const PATIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const PATIENT_KEY = /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * Insurer patient sync: registers the `insurer` supervisor and `insurer-patient` actor types
+ * with their effects, and owns one line scheduler per configured insurer.
+ */
+export function createInsurerModule(o: InsurerModuleOptions) {
+  const handles = new Map<string, InsurerHandle>();
+  for (const settings of o.insurers) {
+    handles.set(settings.id, {
+      settings,
+      client: createInsurerClient({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs }),
+      line: new LineScheduler({
+        line: o.line,
+        lineId: lineId(settings.id),
+        node: o.node,
+        requestTimeoutMs: settings.timeoutMs,
+        clock: o.clock,
+        onError: (err) => o.logger.warn({ insurer: settings.id, err: (err as Error).message }, 'insurer line unavailable; waiting'),
+      }),
+    });
+  }
+  const patients = new PatientStore(o.db, o.cipher);
+  const effects = createInsurerEffects({
+    ...o.tuning,
+    db: o.db,
+    system: o.system,
+    clock: o.clock,
+    patients,
+    logger: o.logger,
+    insurer(id) {
+      const h = handles.get(id);
+      if (!h) throw new Error(`insurer ${id} is not configured`);
+      return h;
+    },
+  });
+
+  o.system.register({
+    name: 'insurer',
+    machine: insurerMachine.provide({ actors: effects.actors }),
+    input: (key) => ({ insurerId: key }),
+    keyPattern: INSURER_ID,
+    events: {
+      sync: z.strictObject({ runId: z.string().regex(/^[\w:.-]{1,100}$/), trigger: z.enum(['daily', 'manual']) }),
+      wake: z.strictObject({}),
+    },
+    // Supervisors are few and always busy with something: keep them resident.
+    idleTimeoutMs: 24 * 3600_000,
+  });
+  o.system.register({
+    name: 'insurer-patient',
+    machine: insurerPatientMachine.provide({ actors: effects.actors }),
+    input: (key) => {
+      const i = key.indexOf(':');
+      return { insurerId: key.slice(0, i), patientId: key.slice(i + 1) };
+    },
+    keyPattern: PATIENT_KEY,
+    events: { sync: z.strictObject({ syncId: z.string().min(1).max(200), kind: z.enum(['interactive', 'bulk']) }) },
+    idleTimeoutMs: 30_000,
+  });
+
+  return {
+    handles,
+    patients,
+    sendSync: effects.sendSync,
+    /** Brings each configured insurer's supervisor to life (its daily timer needs it). */
+    async start(): Promise<void> {
+      for (const id of handles.keys()) await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
+    },
+    async stop(): Promise<void> {
+      await Promise.all([...handles.values()].map((h) => h.line.stop()));
+    },
+  };
+}
+
+export type InsurerModule = ReturnType<typeof createInsurerModule>;
+
+export const lineId = (insurerId: string) => `insurer:${insurerId}`;

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../../actors/clock.ts';
+import type { Line, LineHolder } from '../../../storage/line/types.ts';
+
+export type Priority = 'interactive' | 'bulk';
+
+interface Waiter<T = unknown> {
+  id: string;
+  kind: Priority;
+  what: string;
+  notBefore: number;
+  /** The insurer named the wait (Retry-After): never sent early. */
+  strict: boolean;
+  seq: number;
+  fn: (signal: AbortSignal) => Promise<T>;
+  resolve(v: T): void;
+  reject(err: unknown): void;
+}
+
+export interface SchedulerOptions {
+  line: Line;
+  lineId: string;
+  node: string;
+  /** Longest a request may take; the lease outlives it by `leaseMarginMs`. */
+  requestTimeoutMs: number;
+  clock: Clock;
+  leaseMarginMs?: number;
+  /** How long to wait before asking again while another process holds the line. */
+  busyPollMs?: number;
+  pausedPollMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+/** Thrown into a queued request when the line is stopped. */
+export class LineStoppedError extends Error {}
+
+/**
+ * Sends one request at a time to one insurer through the line (a fenced lease shared with every
+ * other process, refused while paused). Interactive requests go before bulk ones. A retry
+ * backing off (`notBefore`) waits while others can use the line; when nothing else is
+ * eligible, the earliest such retry goes at once: the insurer sees one request either way, and
+ * an idle line helps nobody. A wait the insurer named itself (429 Retry-After, `strict`) is
+ * always honoured.
+ */
+export class LineScheduler {
+  private readonly queue: Waiter[] = [];
+  private running: Promise<void> | undefined;
+  private seq = 0;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  /** Set by a pause in this process: checked again right before sending. */
+  pausedHere = false;
+  readonly stats = { made: 0, failed: 0, inFlight: 0, lastRequestAt: 0 };
+
+  constructor(private readonly o: SchedulerOptions) {}
+
+  get waiting(): { interactive: number; bulk: number } {
+    let interactive = 0;
+    for (const w of this.queue) if (w.kind === 'interactive') interactive++;
+    return { interactive, bulk: this.queue.length - interactive };
+  }
+
+  /** Runs `fn` holding the line; resolves or rejects with its outcome. */
+  run<T>(kind: Priority, what: string, fn: (signal: AbortSignal) => Promise<T>, { notBefore = 0, strict = false } = {}): Promise<T> {
+    if (this.stopped) return Promise.reject(new LineStoppedError('line stopped'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ id: randomUUID(), kind, what, notBefore, strict, seq: this.seq++, fn, resolve, reject } as Waiter);
+      this.wake?.();
+      this.running ??= this.loop().finally(() => (this.running = undefined));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const w of this.queue.splice(0)) w.reject(new LineStoppedError('line stopped'));
+    this.wake?.();
+    await this.running;
+  }
+
+  /**
+   * The next request: eligible interactive, then eligible bulk (oldest first); failing that the
+   * soonest retry that may go early; `wait` when only strict waits remain.
+   */
+  private pick(now: number): Waiter | { wait: number } {
+    let best: Waiter | undefined;
+    let early: Waiter | undefined;
+    let strictAt = Infinity;
+    for (const w of this.queue) {
+      if (w.notBefore <= now) {
+        if (!best || (w.kind !== best.kind ? w.kind === 'interactive' : w.seq < best.seq)) best = w;
+      } else if (w.strict) {
+        strictAt = Math.min(strictAt, w.notBefore);
+      } else if (!early || (w.kind !== early.kind ? w.kind === 'interactive' : w.notBefore < early.notBefore)) {
+        early = w;
+      }
+    }
+    return best ?? early ?? { wait: strictAt - now };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const h = this.o.clock.setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.o.clock.clearTimeout(h);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private async loop(): Promise<void> {
+    const { line, lineId, node, requestTimeoutMs, clock, leaseMarginMs = 2_000, busyPollMs = 5, pausedPollMs = 200 } = this.o;
+    const ttlMs = requestTimeoutMs + leaseMarginMs;
+    let token: number | null = null;
+    try {
+      while (this.queue.length && !this.stopped) {
+        const next = this.pick(clock.now());
+        if ('wait' in next) {
+          token = await this.letGo(token);
+          await this.sleep(next.wait);
+          continue;
+        }
+        const w = next;
+        const holder: LineHolder = { requestId: w.id, node, kind: w.kind, what: w.what, startedAt: Date.now() };
+        let got;
+        try {
+          got = token === null ? await line.acquire(lineId, holder, ttlMs) : await line.release(lineId, token, { holder, ttlMs });
+        } catch (err) {
+          // Redis or the database is unreachable: no lease, no request. Wait and ask again.
+          token = null;
+          this.o.onError?.(err);
+          await this.sleep(500);
+          continue;
+        }
+        token = null;
+        if (!got || !got.ok) {
+          await this.sleep(got && !got.ok && got.reason === 'paused' ? pausedPollMs : busyPollMs);
+          continue;
+        }
+        token = got.token;
+        if (this.pausedHere) continue; // defence in depth: the loop releases at the top
+        this.queue.splice(this.queue.indexOf(w), 1);
+        this.stats.made++;
+        this.stats.inFlight++;
+        this.stats.lastRequestAt = clock.now();
+        try {
+          w.resolve(await w.fn(AbortSignal.timeout(requestTimeoutMs)));
+        } catch (err) {
+          this.stats.failed++;
+          w.reject(err);
+        } finally {
+          this.stats.inFlight--;
+        }
+      }
+    } finally {
+      await this.letGo(token);
+    }
+  }
+
+  /** Lets go of a held lease (before waiting, and at the end). */
+  private async letGo(token: number | null): Promise<null> {
+    if (token !== null) await this.o.line.release(this.o.lineId, token).catch((err: unknown) => this.o.onError?.(err));
+    return null;
+  }
+}
