@@ -25,7 +25,10 @@ export type AttemptOutput =
 export interface InsurerPatientContext {
   insurerId: string;
   patientId: string;
+  /** Syncs waiting for this patient's records. */
   syncIds: string[];
+  /** The syncs the attempt under way was started for (later ones get an attempt of their own). */
+  inAttempt: string[];
   kind: SyncKind;
   attempt: number;
   lastError: string | null;
@@ -54,6 +57,8 @@ export const insurerPatientMachine = setup({
     retryDelay: ({ context }) => context.retryDelayMs,
   },
   guards: {
+    moreWaiting: ({ context }) => context.syncIds.length > 0,
+    upgrades: ({ context, event }) => event.kind === 'interactive' && context.kind === 'bulk',
     succeeded: (_, output: AttemptOutput) => output.outcome === 'done',
     gone: (_, output: AttemptOutput) => output.outcome === 'gone',
     gaveUp: (_, output: AttemptOutput) => output.outcome === 'failed',
@@ -63,9 +68,11 @@ export const insurerPatientMachine = setup({
       syncIds: context.syncIds.includes(event.syncId) || context.syncIds.length >= MAX_JOINED ? context.syncIds : [...context.syncIds, event.syncId],
       kind: event.kind === 'interactive' ? ('interactive' as const) : context.kind,
     })),
+    /** The attempt's syncs are settled; syncs that joined during it stay for the next one. */
     finish: assign(({ context }, outcome: 'done' | 'gone' | 'failed') => ({
-      syncIds: [],
-      kind: 'bulk' as const,
+      syncIds: context.syncIds.filter((id) => !context.inAttempt.includes(id)),
+      kind: context.syncIds.some((id) => !context.inAttempt.includes(id)) ? context.kind : ('bulk' as const),
+      inAttempt: [],
       attempt: 0,
       retryDelayMs: 0,
       totals: { ...context.totals, [outcome]: context.totals[outcome] + 1 },
@@ -77,6 +84,7 @@ export const insurerPatientMachine = setup({
     insurerId: input.insurerId,
     patientId: input.patientId,
     syncIds: [],
+    inAttempt: [],
     kind: 'bulk',
     attempt: 0,
     lastError: null,
@@ -86,12 +94,13 @@ export const insurerPatientMachine = setup({
   initial: 'idle',
   states: {
     idle: {
+      always: { guard: 'moreWaiting', target: 'attempting' },
       on: {
         sync: { target: 'attempting', actions: ['join', assign({ attempt: 0, lastError: null })] },
       },
     },
     attempting: {
-      entry: assign({ attempt: ({ context }) => context.attempt + 1 }),
+      entry: assign({ attempt: ({ context }) => context.attempt + 1, inAttempt: ({ context }) => context.syncIds }),
       invoke: {
         src: 'attempt',
         input: ({ context }) => ({
@@ -120,7 +129,11 @@ export const insurerPatientMachine = setup({
         // Storage trouble inside the effect: try again after a pause.
         onError: { target: 'backoff', actions: assign({ lastError: 'internal error', retryDelayMs: 5_000 }) },
       },
-      on: { sync: { actions: 'join' } },
+      on: {
+        // Someone is waiting now: start over at interactive priority (the bulk attempt is
+        // cancelled; the line drops it if it has not been sent).
+        sync: [{ guard: 'upgrades', target: 'attempting', reenter: true, actions: 'join' }, { actions: 'join' }],
+      },
     },
     backoff: {
       after: { retryDelay: 'attempting' },

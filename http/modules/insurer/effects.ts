@@ -57,8 +57,10 @@ export function createInsurerEffects(deps: EffectDeps) {
    * One patient's care records: retried through the line until done, gone or given up. The
    * sync shows `running` on its first attempt and `retrying` from its first failure on.
    */
-  async function attempt({ input }: { input: AttemptInput }): Promise<AttemptOutput> {
+  async function attempt({ input, signal }: { input: AttemptInput; signal: AbortSignal }): Promise<AttemptOutput> {
     const { insurerId, patientId, syncIds, kind } = input;
+    // Cancelled (the actor started over at a higher priority): write nothing more.
+    const cancelled = (): AttemptOutput => ({ outcome: 'failed', error: 'superseded' });
     const { client, line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer-patient/${insurerId}:${patientId}`, syncIds[0] ?? 'sync');
     await moveSyncs(db, syncIds, 'running', { now: clock.now() });
@@ -66,13 +68,15 @@ export function createInsurerEffects(deps: EffectDeps) {
     let strict = false;
     for (let n = 1; ; n++) {
       try {
-        const records = await line.run(kind, 'care-records', (signal) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal }), { notBefore, strict });
+        const records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, strict, signal });
+        if (signal.aborted) return cancelled();
         await db.tx(async (tx) => {
           await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
           await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempted: true });
         });
         return { outcome: 'done' };
       } catch (err) {
+        if (signal.aborted) return cancelled();
         if (err instanceof GoneError) {
           // No longer insured: undo what we hold for them, and do not retry.
           await db.tx(async (tx) => {

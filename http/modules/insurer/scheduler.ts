@@ -61,10 +61,29 @@ export class LineScheduler {
   }
 
   /** Runs `fn` holding the line; resolves or rejects with its outcome. */
-  run<T>(kind: Priority, what: string, fn: (signal: AbortSignal) => Promise<T>, { notBefore = 0, strict = false } = {}): Promise<T> {
+  run<T>(
+    kind: Priority,
+    what: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+    { notBefore = 0, strict = false, signal }: { notBefore?: number; strict?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T> {
     if (this.stopped) return Promise.reject(new LineStoppedError('line stopped'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ id: randomUUID(), kind, what, notBefore, strict, seq: this.seq++, fn, resolve, reject } as Waiter);
+      const waiter = { id: randomUUID(), kind, what, notBefore, strict, seq: this.seq++, fn, resolve, reject } as Waiter;
+      this.queue.push(waiter);
+      // Withdrawn before it is sent: it leaves the queue; once sent, it runs to its end.
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.queue.indexOf(waiter);
+          if (i >= 0) {
+            this.queue.splice(i, 1);
+            reject(signal.reason);
+          }
+        },
+        { once: true },
+      );
       this.wake?.();
       this.running ??= this.loop().finally(() => (this.running = undefined));
     });
@@ -141,8 +160,10 @@ export class LineScheduler {
           continue;
         }
         token = got.token;
-        if (this.pausedHere) continue; // defence in depth: the loop releases at the top
-        this.queue.splice(this.queue.indexOf(w), 1);
+        if (this.pausedHere) continue; // defence in depth: paused here, send nothing
+        const at = this.queue.indexOf(w);
+        if (at < 0) continue; // withdrawn while the lease was being taken
+        this.queue.splice(at, 1);
         this.stats.made++;
         this.stats.inFlight++;
         this.stats.lastRequestAt = clock.now();

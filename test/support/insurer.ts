@@ -1,0 +1,93 @@
+import pino from 'pino';
+import { systemClock } from '../../actors/clock.ts';
+import { ActorSystem } from '../../actors/system.ts';
+import { createApp } from '../../http/app.ts';
+import { createInsurerModule } from '../../http/modules/insurer/module.ts';
+import { insurerRoutes } from '../../http/modules/insurer/routes.ts';
+import { startInsurerSimulator, type InsurerSimulator, type InsurerSimulatorOptions } from '../../integrations/insurer/simulator.ts';
+import { createFieldCipher } from '../../storage/crypto.ts';
+import { createLine } from '../../storage/line/index.ts';
+import type { Line } from '../../storage/line/types.ts';
+import { testDb, type TestDb } from './db.ts';
+import { randomBytes } from 'node:crypto';
+
+export const ADMIN = 'admin-token-0123456789abcdef';
+export const AUDITOR = 'auditor-token-0123456789abcdef';
+
+export interface InsurerHarness {
+  t: TestDb;
+  sim: InsurerSimulator;
+  system: ActorSystem;
+  line: Line;
+  module: ReturnType<typeof createInsurerModule>;
+  app: ReturnType<typeof createApp>;
+  req(path: string, init?: { method?: string; body?: unknown; token?: string }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** The insurer module in this process, on a fresh schema, against a real simulator. */
+export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning = { backoff: { baseMs: 20, capMs: 500 } }): Promise<InsurerHarness> {
+  const t = await testDb();
+  const sim = await startInsurerSimulator(simOptions);
+  const clock = systemClock;
+  const logger = pino({ level: 'silent' });
+  const system = new ActorSystem({ db: t.db, clock, logger });
+  const line = await createLine({ db: t.db });
+  const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
+  const module = createInsurerModule({
+    db: t.db,
+    system,
+    clock,
+    logger,
+    cipher,
+    line,
+    node: 'test',
+    insurers: [{ id: 'KK01', baseUrl: sim.url, timeoutMs: 1_000, dailyAt: '02:00', timeZone: 'Europe/Berlin' }],
+    tuning,
+  });
+  await system.start();
+  await module.start();
+  const app = createApp({
+    system,
+    logger,
+    tokens: [
+      { token: ADMIN, role: 'admin', subject: 'ops-1' },
+      { token: AUDITOR, role: 'auditor', subject: 'audit-1' },
+    ],
+    ready: async () => {},
+    routes: [insurerRoutes({ db: t.db, system, clock, line, module })],
+  });
+  const req = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
+    app.request(path, {
+      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+      headers: { authorization: `Bearer ${init.token ?? ADMIN}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    });
+  return {
+    t,
+    sim,
+    system,
+    line,
+    module,
+    app,
+    req,
+    async close() {
+      await module.stop();
+      await system.stop();
+      await line.close();
+      await sim.close();
+      await t.cleanup();
+    },
+  };
+}
+
+/** Polls `read` until `done` holds, or fails after `timeoutMs`. */
+export async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(v).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
