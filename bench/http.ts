@@ -77,9 +77,12 @@ async function main(): Promise<void> {
       hot.push(h);
       const lag = await client.catchUp('hot');
       hotCatchUpMs.push(lag);
+      const heap = await client.heap();
       log(`  round ${r + 1} hot:    ${line(h)}; processing caught up ${lag} ms after the window`);
+      log(`  server after round ${r + 1}: RSS ${procMemory(server.pid).rssMb} MiB, V8 heap in use ${heap.heapUsedMb} MiB, ${heap.resident} actors resident`);
     }
     const mem = procMemory(server.pid);
+    const heap = await client.heap();
     const result = {
       bench: 'http',
       db: kind,
@@ -92,6 +95,7 @@ async function main(): Promise<void> {
       spread: medianOf(spread),
       hot: { ...medianOf(hot), catchUpMs: median(hotCatchUpMs) },
       serverRssMb: mem.rssMb,
+      serverHeapUsedMb: heap.heapUsedMb,
       serverPeakRssMb: mem.peakRssMb,
       target: TARGET,
       meetsTarget: false,
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
     result.meetsTarget = result.spread.eventsPerSec >= TARGET.eventsPerSec && result.spread.latencyMs.p99 < TARGET.p99Ms;
     log(`median spread (${actors} actors): ${line(result.spread)}`);
     log(`median hot (1 actor):           ${line(result.hot)}`);
-    log(`server RSS at end ${mem.rssMb} MiB (peak ${mem.peakRssMb} MiB); target >= ${TARGET.eventsPerSec}/s spread with p99 < ${TARGET.p99Ms} ms: ${result.meetsTarget ? 'met' : 'NOT met'}`);
+    log(`server RSS at end ${mem.rssMb} MiB (peak ${mem.peakRssMb} MiB, V8 heap in use ${heap.heapUsedMb} MiB); target >= ${TARGET.eventsPerSec}/s spread with p99 < ${TARGET.p99Ms} ms: ${result.meetsTarget ? 'met' : 'NOT met'}`);
     benchJson(result);
   } finally {
     agent.destroy();
@@ -173,6 +177,11 @@ function line(p: Phase): string {
   );
 }
 
+function metric({ status, text }: { status: number; text: string }, name: string): number {
+  const m = status === 200 ? new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)`, 'm').exec(text) : null;
+  return m ? Number(m[1]) : NaN;
+}
+
 function httpClient(port: number, token: string, agent: http.Agent) {
   function request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
@@ -199,9 +208,12 @@ function httpClient(port: number, token: string, agent: http.Agent) {
     },
     /** The server's group-commit transaction count so far (NaN when /metrics is missing). */
     async commits(): Promise<number> {
-      const { status, text } = await request('GET', '/metrics');
-      const m = status === 200 ? /^actor_group_commits_total (\d+)/m.exec(text) : null;
-      return m ? Number(m[1]) : NaN;
+      return metric(await request('GET', '/metrics'), 'actor_group_commits_total');
+    },
+    /** The server's V8 heap in use and its resident actors, from /metrics. */
+    async heap(): Promise<{ heapUsedMb: number; resident: number }> {
+      const res = await request('GET', '/metrics');
+      return { heapUsedMb: Math.round(metric(res, 'nodejs_heap_size_used_bytes') / 2 ** 20), resident: metric(res, 'actors_resident') };
     },
     /** Polls the actor until everything appended is processed; ms it took. */
     async catchUp(key: string): Promise<number> {

@@ -9,14 +9,16 @@
  *                           [--mode=resident|passivated] [--idle-ms=2000] [--concurrency=200]
  */
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ActorSystem } from '../actors/system.ts';
 import { reminderType } from '../http/modules/demo.ts';
 import type { Db } from '../storage/db.ts';
 import { dbKind, intArg, parseArgs } from './lib/args.ts';
 import { runBench } from './lib/child.ts';
 import { benchDb } from './lib/db.ts';
+import { instrumentDb } from './lib/instrumented-db.ts';
 import { benchJson, log, rssSampler, sleep } from './lib/report.ts';
-import { percentile, round } from './lib/stats.ts';
+import { percentile, round, summarize } from './lib/stats.ts';
 
 const args = parseArgs();
 const kind = dbKind(args);
@@ -25,8 +27,6 @@ const windowMs = intArg(args, 'window-ms', 60_000);
 const idleMs = intArg(args, 'idle-ms', 2000);
 const concurrency = intArg(args, 'concurrency', 200);
 const poolSize = intArg(args, 'pool', 10);
-/** Arming rate assumed until one is measured, to place the window after arming. */
-const rateGuess = intArg(args, 'arm-rate-guess', 800);
 const TARGET_P99_MS = 100;
 
 type Mode = 'resident' | 'passivated';
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   if (mode !== undefined) throw new Error(`--mode must be resident or passivated (got '${mode}')`);
   // Each mode in a fresh process, so the second one's RSS does not carry the first one's heap.
   const self = fileURLToPath(import.meta.url);
-  const common = [`--db=${kind}`, `--count=${count}`, `--window-ms=${windowMs}`, `--idle-ms=${idleMs}`, `--concurrency=${concurrency}`, `--pool=${poolSize}`, `--arm-rate-guess=${rateGuess}`];
+  const common = [`--db=${kind}`, `--count=${count}`, `--window-ms=${windowMs}`, `--idle-ms=${idleMs}`, `--concurrency=${concurrency}`, `--pool=${poolSize}`];
   const nodeArgs = ['--max-old-space-size=8192'];
   const resident = await runBench(self, ['--mode=resident', ...common], { nodeArgs });
   const passivated = await runBench(self, ['--mode=passivated', ...common], { nodeArgs });
@@ -46,7 +46,8 @@ async function main(): Promise<void> {
 
 async function runMode(mode: Mode) {
   const store = await benchDb({ kind, label: `timers_${mode}`, poolSize });
-  const system = new ActorSystem({ db: store.db });
+  const { db, counters } = instrumentDb(store.db);
+  const system = new ActorSystem({ db });
   system.register(reminderType({ idleTimeoutMs: mode === 'resident' ? 24 * 3_600_000 : idleMs }));
   await system.start();
   const rss = rssSampler(200);
@@ -57,15 +58,20 @@ async function runMode(mode: Mode) {
     const armedRss = Math.round(process.memoryUsage().rss / 2 ** 20);
 
     const due = await storedDueTimes(store.db);
-    let firstDue = Infinity;
-    let lastDue = -Infinity;
+    let firstDue = due.size ? Infinity : Date.now();
+    let lastDue = due.size ? -Infinity : Date.now();
     for (const d of due.values()) {
       firstDue = Math.min(firstDue, d);
       lastDue = Math.max(lastDue, d);
     }
+    if (firstDue < Date.now()) log(`  WARNING: arming outran the projection; ${arming.clamped} timers fell due while arming`);
     await sleepUntil(firstDue - 200);
     const residentAtWindow = system.residentCount.activations;
     const stats0 = { ...system.stats };
+    // Diagnostics for lateness: event-loop delay and pool query latency (the wake path's loads).
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    counters.record = true;
     log(`  window ${new Date(firstDue).toISOString()} .. +${lastDue - firstDue} ms; ${due.size} timers stored; ${residentAtWindow} actors resident as it opens`);
 
     let fired = 0;
@@ -74,7 +80,11 @@ async function runMode(mode: Mode) {
       if (fired >= count) break;
       await sleep(1000);
     }
+    loop.disable();
+    counters.record = false;
     const wokenByWheel = system.stats.activations - stats0.activations;
+    const queries = summarize(counters.queryMs);
+    const loopDelay = { p50: round(loop.percentile(50) / 1e6), p99: round(loop.percentile(99) / 1e6), max: round(loop.max / 1e6) };
     const late = await lateness(store.db, due, arming.dueByKey);
     const peakRssMb = rss.stop();
     const result = {
@@ -82,6 +92,8 @@ async function runMode(mode: Mode) {
       count,
       fired: late.n,
       missing: count - late.n,
+      createPerSec: arming.createPerSec,
+      createMs: arming.createMs,
       armPerSec: arming.perSec,
       armMs: arming.ms,
       dueBeforeArmingEnded: arming.clamped,
@@ -90,6 +102,8 @@ async function runMode(mode: Mode) {
       latenessMs: { p50: late.p50, p99: late.p99, max: late.max, min: late.min },
       residentAtWindow,
       wokenByTimerWheel: wokenByWheel,
+      eventLoopDelayMs: loopDelay,
+      poolQueryMs: { n: queries.n, p50: queries.p50, p99: queries.p99, max: queries.max },
       rssAfterArmingMb: armedRss,
       peakRssMb,
       meetsTarget: late.n === count && late.p99 < TARGET_P99_MS,
@@ -97,6 +111,10 @@ async function runMode(mode: Mode) {
     log(
       `  ${mode}: ${late.n}/${count} fired; lateness p50 ${late.p50} ms, p99 ${late.p99} ms, max ${late.max} ms (min ${late.min}); ` +
         `peak ${late.peakPerSec} fires/s; ${wokenByWheel} actors woken by the timer wheel; peak RSS ${peakRssMb} MiB`,
+    );
+    log(
+      `  during the window: event-loop delay p99 ${loopDelay.p99} ms (max ${loopDelay.max}); ${queries.n} pool queries outside the group commit, ` +
+        `p50 ${queries.p50} ms, p99 ${queries.p99} ms, max ${queries.max} ms`,
     );
     return result;
   } finally {
@@ -106,45 +124,61 @@ async function runMode(mode: Mode) {
   }
 }
 
+/** Runs `fn` for 0..n-1 with `concurrency` in flight; resolves with the rate per second. */
+async function forEach(n: number, order: number[] | undefined, fn: (i: number, done: number) => Promise<unknown>): Promise<{ ms: number; perSec: number }> {
+  const t0 = Date.now();
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = order ? order[next++]! : next++;
+        await fn(i, done);
+        done++;
+      }
+    }),
+  );
+  const ms = Date.now() - t0;
+  return { ms, perSec: Math.round(n / (ms / 1000)) };
+}
+
 /**
- * Arms every reminder with bounded concurrency, in random order of due time. The window is
- * placed after the projected end of arming (re-projected as the rate becomes known), plus the
- * idle timeout in passivated mode so every actor is evicted before its timer falls due.
+ * Every actor first gets one event (`ack`, refused in `idle`), so creating 100,000 actors is
+ * measured on its own and arming runs on existing actors. Then every reminder is armed, in
+ * random order of due time. The window is placed after the projected end of arming (re-projected
+ * every 1000 sends, with a 1.5x safety factor), plus the idle timeout in passivated mode so every
+ * actor is evicted before its timer falls due.
  */
 async function armAll(system: ActorSystem, mode: Mode) {
+  const created = await forEach(count, undefined, (i) => system.send('reminder', `r${i}`, { type: 'ack' }));
+  await system.settled();
+  log(`  created ${count} actors (one refused 'ack' each) in ${created.ms} ms: ${created.perSec}/s`);
+
   const order = Array.from({ length: count }, (_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const margin = mode === 'passivated' ? idleMs + 3000 : 2000;
+  const SAFETY = 1.5;
   const t0 = Date.now();
-  let windowStart = t0 + (count / rateGuess) * 1000 + margin;
+  // Until a rate is measured: resident actors take events several times faster than new ones;
+  // passivated ones must be loaded again, about as slow as creating them.
+  const guess = mode === 'resident' ? created.perSec * 3 : created.perSec;
+  let windowStart = t0 + (count / guess) * 1000 * SAFETY + margin;
   const dueByKey = new Map<string, number>();
-  let next = 0;
-  let done = 0;
-  let clamped = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = order[next++]!;
-        const key = `r${i}`;
-        const target = windowStart + (i / count) * windowMs;
-        const delayMs = Math.max(0, Math.round(target - Date.now()));
-        dueByKey.set(key, Date.now() + delayMs); // approximate; the stored due_at is used when present
-        await system.send('reminder', key, { type: 'arm', delayMs });
-        if (++done % 1000 === 0 && done < count) {
-          const elapsed = Date.now() - t0;
-          windowStart = Date.now() + ((count - done) / (done / elapsed)) * 1.1 + margin;
-        }
-      }
-    }),
-  );
+  const armed = await forEach(count, order, async (i, done) => {
+    const key = `r${i}`;
+    const delayMs = Math.max(0, Math.round(windowStart + (i / count) * windowMs - Date.now()));
+    dueByKey.set(key, Date.now() + delayMs); // approximate; the stored due_at is used when present
+    await system.send('reminder', key, { type: 'arm', delayMs });
+    if (done > 0 && done % 1000 === 0) windowStart = Date.now() + ((count - done) / (done / (Date.now() - t0))) * SAFETY + margin;
+  });
   await system.settled();
   const end = Date.now();
+  let clamped = 0;
   for (const dueAt of dueByKey.values()) if (dueAt < end) clamped++;
-  const ms = end - t0;
-  return { ms, perSec: Math.round(count / (ms / 1000)), clamped, dueByKey };
+  return { createPerSec: created.perSec, createMs: created.ms, ms: end - t0, perSec: armed.perSec, clamped, dueByKey };
 }
 
 /** Due times as the runtime stored them, read before any has fired. */

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { onInterrupt } from './cleanup.ts';
 
 /**
  * Runs one bench script in its own Node process (a clean heap and RSS for each), echoing its
@@ -19,8 +20,17 @@ export function runBench(script: string, args: string[], { nodeArgs = [], indent
         else process.stdout.write(`${indent}${line}\n`);
       }
     });
+    // Interrupted: let the child clean up after itself (it handles SIGTERM), then go.
+    const forget = onInterrupt(
+      () =>
+        new Promise<void>((done) => {
+          child.once('exit', () => done());
+          child.kill('SIGTERM');
+        }),
+    );
     child.once('error', reject);
     child.once('exit', (code, signal) => {
+      forget();
       if (code === 0 && json) resolve(json);
       else reject(new Error(`${script} ${args.join(' ')} failed (${signal ?? `exit ${code}`})${json ? '' : ', no BENCH_JSON line'}`));
     });

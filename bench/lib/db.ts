@@ -5,6 +5,7 @@ import { createDb, type Db } from '../../storage/db.ts';
 import { startEmbeddedPostgres } from '../../storage/embedded.ts';
 import { migrate } from '../../storage/migrate.ts';
 import type { DbKind } from './args.ts';
+import { onInterrupt } from './cleanup.ts';
 import { parentPid } from './report.ts';
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -29,17 +30,14 @@ export async function benchDb({ kind, label, poolSize = 10 }: { kind: DbKind; la
     rmSync(dir, { recursive: true, force: true });
     const server = await startEmbeddedPostgres({ dataDir: dir });
     const db = createDb({ connectionString: server.connectionString, max: poolSize });
-    await migrate(db);
-    return {
-      kind,
-      url: server.connectionString,
-      db,
-      async cleanup() {
-        await db.close();
-        await server.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
+    const cleanup = async () => {
+      await db.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     };
+    const done = onInterrupt(cleanup);
+    await migrate(db);
+    return { kind, url: server.connectionString, db, cleanup: () => (done(), cleanup()) };
   }
   const adminUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
   const name = `bench_${suffix}`.toLowerCase();
@@ -47,16 +45,13 @@ export async function benchDb({ kind, label, poolSize = 10 }: { kind: DbKind; la
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const db = createDb({ connectionString: url.toString(), max: poolSize });
-  await migrate(db);
-  return {
-    kind,
-    url: url.toString(),
-    db,
-    async cleanup() {
-      await db.close();
-      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-    },
+  const cleanup = async () => {
+    await db.close();
+    await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
   };
+  const done = onInterrupt(cleanup);
+  await migrate(db);
+  return { kind, url: url.toString(), db, cleanup: () => (done(), cleanup()) };
 }
 
 async function adminQuery(url: string, sql: string): Promise<void> {

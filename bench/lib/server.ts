@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { createServer } from 'node:net';
+import { onInterrupt } from './cleanup.ts';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -50,6 +51,12 @@ export async function spawnServer({
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
+  // On an interrupted bench: stop the server (it stops its own embedded PostgreSQL).
+  const forget = onInterrupt(() => {
+    if (exitCode === undefined) child.kill('SIGTERM');
+    return exited;
+  });
+  void exited.then(forget);
 
   return {
     child,
