@@ -85,7 +85,15 @@ export class LineScheduler {
         { once: true },
       );
       this.wake?.();
-      this.running ??= this.loop().finally(() => (this.running = undefined));
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+      // A request queued after the loop saw an empty queue, but before this ran, needs a loop.
+      if (this.queue.length && !this.stopped) this.kick();
     });
   }
 
