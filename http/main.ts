@@ -48,7 +48,10 @@ async function main(): Promise<void> {
   if (applied.length) logger.info({ applied }, 'migrations applied');
   const coordination = await createCoordination({ redisUrl: config.REDIS_URL, onError: (err) => logger.warn({ err: err.message }, 'redis') });
 
-  const line = await createLine({ db, redis: config.REDIS_URL ? { url: config.REDIS_URL } : undefined, onError: (err) => logger.warn({ err: err.message }, 'redis (line)') });
+  // The line gets its own connections: patient writes queueing on the audit lock must never
+  // keep the next request to an insurer waiting for a connection.
+  const lineDb = createDb({ connectionString, max: 3 });
+  const line = await createLine({ db: lineDb, redis: config.REDIS_URL ? { url: config.REDIS_URL } : undefined, onError: (err) => logger.warn({ err: err.message }, 'redis (line)') });
   const { cipher, source: keySource } = loadCipher(config);
   if (!config.DATA_KEYS) logger.warn({ keyFile: keySource }, 'DATA_KEYS is not set: patient data is encrypted with a key generated into DATA_DIR');
 
@@ -104,6 +107,7 @@ async function main(): Promise<void> {
       await insurerModule.stop();
       await system.stop();
       await line.close();
+      await lineDb.close();
       await simulator?.close();
       await db.close();
       await coordination.close();

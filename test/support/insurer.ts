@@ -32,7 +32,7 @@ export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning
   const clock = systemClock;
   const logger = pino({ level: 'silent' });
   const system = new ActorSystem({ db: t.db, clock, logger });
-  const line = await createLine({ db: t.db });
+  const line = await createLine({ db: t.reopen(), ...(process.env.LINE_REDIS ? { redis: { url: process.env.LINE_REDIS, keyPrefix: `t${Math.random().toString(36).slice(2)}:` } } : {}) });
   const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
   const module = createInsurerModule({
     db: t.db,
