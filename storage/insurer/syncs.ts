@@ -59,15 +59,16 @@ const delta = (col: SyncStatus) => `${col} = ${col} + (CASE WHEN $2 = '${col}' T
 const fromCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE prev = '${col}') AS from_${col}`).join(', ');
 
 /**
- * Moves syncs to a status and the counters of their runs with them, in one statement; one
- * request (when `attempted`) is counted once per run however many syncs it served.
+ * Moves syncs to a status and the counters of their runs with them, in one statement.
+ * `attempts` requests (of which `failedRequests` failed) were made since the last move; they
+ * are counted once per run however many syncs they served.
  * Finished syncs (done, cancelled_410, failed) stay as they are.
  */
 export async function moveSyncs(
   sql: Sql,
   ids: string[],
   to: SyncStatus,
-  opts: { now: number; attempted?: boolean; error?: string | null; requestFailed?: boolean },
+  opts: { now: number; attempts?: number; error?: string | null; failedRequests?: number },
 ): Promise<void> {
   if (!ids.length) return;
   const finished = to === 'done' || to === 'cancelled_410' || to === 'failed';
@@ -77,12 +78,12 @@ export async function moveSyncs(
      ), moved AS (
        UPDATE patient_syncs s SET status = $2, attempts = attempts + $3, last_error = coalesce($4, last_error), updated_at = $5,
               finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END
-         FROM prev WHERE s.id = prev.id RETURNING s.run_id, prev.prev
+         FROM prev WHERE s.id = prev.id AND (prev.prev <> $2 OR $3 > 0 OR $4::text IS NOT NULL) RETURNING s.run_id, prev.prev
      ), m AS (SELECT run_id, count(*) AS n, ${fromCounts} FROM moved WHERE run_id IS NOT NULL GROUP BY run_id)
      UPDATE insurer_runs r SET ${SYNC_STATUSES.map(delta).join(', ')},
             requests_made = requests_made + $3, requests_failed = requests_failed + $7, last_error = coalesce($4, r.last_error)
        FROM m WHERE r.id = m.run_id`,
-    [ids, to, opts.attempted ? 1 : 0, opts.error ?? null, opts.now, finished, opts.requestFailed ? 1 : 0],
+    [ids, to, opts.attempts ?? 0, opts.error ?? null, opts.now, finished, opts.failedRequests ?? 0],
   );
 }
 

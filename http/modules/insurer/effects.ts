@@ -11,7 +11,7 @@ import type { PatientStore } from '../../../storage/insurer/patients.ts';
 import { countRequests, createRun, getRun, setRunState } from '../../../storage/insurer/runs.ts';
 import { moveSyncs, scheduleSyncs } from '../../../storage/insurer/syncs.ts';
 import { localDate, nextDailyAt } from './daily.ts';
-import type { LineScheduler } from './scheduler.ts';
+import { LineStoppedError, type LineScheduler } from './scheduler.ts';
 
 export interface InsurerSettings {
   id: string;
@@ -66,34 +66,51 @@ export function createInsurerEffects(deps: EffectDeps) {
     await moveSyncs(db, syncIds, 'running', { now: clock.now() });
     let notBefore = 0;
     let strict = false;
+    // Failed requests not yet written: written on the first failure, then at most once a
+    // second, and with the outcome, so a patient's retries cost the database little.
+    let unwritten = 0;
+    let lastWrite = 0;
     for (let n = 1; ; n++) {
+      let records: { id: string }[] = [];
+      let failure: unknown;
       try {
-        const records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, strict, signal });
-        if (signal.aborted) return cancelled();
+        records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, strict, signal });
+      } catch (err) {
+        failure = err;
+      }
+      if (signal.aborted) return cancelled();
+      // Shutting down: nothing is decided; the effect runs again after the restart.
+      if (failure instanceof LineStoppedError) throw failure;
+      // Storage errors below are not the insurer's: they reject, and the actor tries again later.
+      // Locks are taken in one order everywhere (audit log, then run counters) so writers never deadlock.
+      if (failure === undefined) {
         await db.tx(async (tx) => {
           await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
-          await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempted: true });
+          await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten });
         });
         return { outcome: 'done' };
-      } catch (err) {
-        if (signal.aborted) return cancelled();
-        if (err instanceof GoneError) {
-          // No longer insured: undo what we hold for them, and do not retry.
-          await db.tx(async (tx) => {
-            await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
-            await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempted: true, error: 'patient no longer insured (410)' });
-          });
-          return { outcome: 'gone' };
-        }
-        const message = err instanceof Error ? err.message : 'request failed';
-        if (!(err instanceof RetryableError) || n >= maxAttempts) {
-          await moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempted: true, requestFailed: true, error: message });
-          return { outcome: 'failed', error: message };
-        }
-        await moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempted: true, requestFailed: true, error: message });
-        strict = err.retryAfterMs !== undefined;
-        notBefore = clock.now() + backoffMs(n, backoff, err.retryAfterMs);
       }
+      if (failure instanceof GoneError) {
+        // No longer insured: undo what we hold for them, and do not retry.
+        await db.tx(async (tx) => {
+          await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
+          await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten, error: 'patient no longer insured (410)' });
+        });
+        return { outcome: 'gone' };
+      }
+      unwritten++;
+      const message = failure instanceof Error ? failure.message : 'request failed';
+      if (!(failure instanceof RetryableError) || n >= maxAttempts) {
+        await moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message });
+        return { outcome: 'failed', error: message };
+      }
+      if (n === 1 || clock.now() - lastWrite >= 1_000) {
+        await moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message });
+        unwritten = 0;
+        lastWrite = clock.now();
+      }
+      strict = failure.retryAfterMs !== undefined;
+      notBefore = clock.now() + backoffMs(n, backoff, failure.retryAfterMs);
     }
   }
 
@@ -125,8 +142,9 @@ export function createInsurerEffects(deps: EffectDeps) {
     while (!done) {
       let page;
       try {
-        page = await line.run('bulk', 'list-patients', (signal) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal }), { notBefore, strict });
+        page = await line.run('listing', 'list-patients', (signal) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal }), { notBefore, strict });
       } catch (err) {
+        if (err instanceof LineStoppedError) throw err;
         const message = err instanceof Error ? err.message : 'request failed';
         await countRequests(db, runId, 1, 1, message);
         if (!(err instanceof RetryableError) || ++failures >= maxAttempts) return { gaveUp: `listing gave up: ${message}` };

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../../actors/clock.ts';
 import type { Line, LineHolder } from '../../../storage/line/types.ts';
 
-export type Priority = 'interactive' | 'bulk';
+/** Interactive first; then listing, which feeds the bulk work; then bulk. */
+export type Priority = 'interactive' | 'listing' | 'bulk';
+const RANK: Record<Priority, number> = { interactive: 0, listing: 1, bulk: 2 };
 
 interface Waiter<T = unknown> {
   id: string;
@@ -54,10 +56,10 @@ export class LineScheduler {
 
   constructor(private readonly o: SchedulerOptions) {}
 
-  get waiting(): { interactive: number; bulk: number } {
-    let interactive = 0;
-    for (const w of this.queue) if (w.kind === 'interactive') interactive++;
-    return { interactive, bulk: this.queue.length - interactive };
+  get waiting(): Record<Priority, number> {
+    const counts = { interactive: 0, listing: 0, bulk: 0 };
+    for (const w of this.queue) counts[w.kind]++;
+    return counts;
   }
 
   /** Runs `fn` holding the line; resolves or rejects with its outcome. */
@@ -105,7 +107,7 @@ export class LineScheduler {
   }
 
   /**
-   * The next request: eligible interactive, then eligible bulk (oldest first); failing that the
+   * The next request: eligible by rank, oldest first within a rank; failing that the
    * soonest retry that may go early; `wait` when only strict waits remain.
    */
   private pick(now: number): Waiter | { wait: number } {
@@ -114,10 +116,10 @@ export class LineScheduler {
     let strictAt = Infinity;
     for (const w of this.queue) {
       if (w.notBefore <= now) {
-        if (!best || (w.kind !== best.kind ? w.kind === 'interactive' : w.seq < best.seq)) best = w;
+        if (!best || (w.kind !== best.kind ? RANK[w.kind] < RANK[best.kind] : w.seq < best.seq)) best = w;
       } else if (w.strict) {
         strictAt = Math.min(strictAt, w.notBefore);
-      } else if (!early || (w.kind !== early.kind ? w.kind === 'interactive' : w.notBefore < early.notBefore)) {
+      } else if (!early || (w.kind !== early.kind ? RANK[w.kind] < RANK[early.kind] : w.notBefore < early.notBefore)) {
         early = w;
       }
     }
@@ -151,7 +153,7 @@ export class LineScheduler {
           continue;
         }
         const w = next;
-        const holder: LineHolder = { requestId: w.id, node, kind: w.kind, what: w.what, startedAt: Date.now() };
+        const holder: LineHolder = { requestId: w.id, node, kind: w.kind === 'interactive' ? 'interactive' : 'bulk', what: w.what, startedAt: Date.now() };
         let got;
         try {
           got = token === null ? await line.acquire(lineId, holder, ttlMs) : await line.release(lineId, token, { holder, ttlMs });
