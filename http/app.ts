@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { Logger } from 'pino';
@@ -36,13 +36,16 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
     );
   });
   app.use('*', metrics.middleware);
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => problemResponse(c, { status: 413, detail: `the body is larger than ${maxBodyBytes} bytes`, field: 'body' }),
-    }),
-  );
+  const tooLarge = (c: Context) => problemResponse(c, { status: 413, detail: `the body is larger than ${maxBodyBytes} bytes`, field: 'body' });
+  const streamedLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
+  app.use('*', async function limitBody(c, next) {
+    // Content-Length decides without touching the body; only a chunked body is counted as it
+    // streams (that path builds a full web Request, which a plain body never needs).
+    const length = c.req.header('content-length');
+    if (length !== undefined && !c.req.header('transfer-encoding')) return Number(length) > maxBodyBytes ? tooLarge(c) : next();
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    return streamedLimit(c, next);
+  });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
