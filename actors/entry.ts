@@ -1,4 +1,5 @@
 import type { Activation } from './activation.ts';
+import type { ActorRow } from './store.ts';
 import type { ActorView, ActorEvent, ResolvedActorType } from './types.ts';
 
 export interface StepResult {
@@ -26,6 +27,8 @@ export class Entry {
   appliedSeq = 0;
   epoch = 0;
   exists = false;
+  /** The stored row read when this entry was made, kept for its first activation. */
+  preloaded: ActorRow | undefined;
   inbox: { seq: number; event: ActorEvent }[] = [];
   activation: Activation | undefined;
   /** The last persisted snapshot that passed the size bound, as JSON (for reverting a step). */

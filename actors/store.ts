@@ -4,6 +4,8 @@ import type { ActorEvent, PendingTimer } from './types.ts';
 /** All SQL the runtime runs, one function per statement; values always as parameters. */
 
 export interface ActorRow {
+  /** Pending timers, loaded with the row (one round trip to activate an actor). */
+  timers: PendingTimer[];
   state: string;
   status: string;
   snapshot: unknown;
@@ -16,7 +18,9 @@ export interface ActorRow {
 export async function loadActor(sql: Sql, type: string, key: string): Promise<ActorRow | undefined> {
   const { rows } = await sql.query<ActorRow>(
     `SELECT state, status, snapshot, processed_seq, owner_epoch, updated_at,
-            coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0) AS last_seq
+            coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0) AS last_seq,
+            coalesce((SELECT json_agg(json_build_object('id', t.timer_id, 'event', t.event, 'dueAt', t.due_at) ORDER BY t.due_at)
+                        FROM timers t WHERE t.type = a.type AND t.key = a.key), '[]') AS timers
        FROM actors a WHERE type = $1 AND key = $2`,
     [type, key],
   );
@@ -29,14 +33,6 @@ export async function loadTail(sql: Sql, type: string, key: string, afterSeq: nu
     [type, key, afterSeq],
   );
   return rows;
-}
-
-export async function loadTimers(sql: Sql, type: string, key: string): Promise<PendingTimer[]> {
-  const { rows } = await sql.query<{ timer_id: string; event: ActorEvent; due_at: number }>(
-    'SELECT timer_id, event, due_at FROM timers WHERE type = $1 AND key = $2 ORDER BY due_at',
-    [type, key],
-  );
-  return rows.map((r) => ({ id: r.timer_id, event: r.event, dueAt: r.due_at }));
 }
 
 /** Actors whose journal holds events they have not processed (work left by a crash). */

@@ -225,7 +225,7 @@ export class ActorSystem {
     validateKey(def, key);
     const row = await store.loadActor(this.db, type, key);
     if (!row) throw new NotFoundError(`no actor ${type}/${key}`, { field: 'key' });
-    const timers = await store.loadTimers(this.db, type, key);
+    const timers = row.timers;
     const snap = (row.snapshot ?? {}) as { value?: unknown; context?: unknown };
     return {
       type,
@@ -317,6 +317,7 @@ export class ActorSystem {
           entry.lastSeq = row.last_seq;
           entry.processedSeq = entry.appliedSeq = row.processed_seq;
           entry.epoch = row.owner_epoch;
+          entry.preloaded = row;
         }
         this.entries.set(id, entry);
         return entry;
@@ -392,13 +393,20 @@ export class ActorSystem {
 
   private async activate(entry: Entry): Promise<void> {
     const { name } = entry.def;
-    const [row, timers] = await Promise.all([store.loadActor(this.db, name, entry.key), store.loadTimers(this.db, name, entry.key)]);
+    // Only this entry's activation writes the row, so the row read when the entry was made is
+    // still current; events appended since are in the inbox.
+    const row = entry.preloaded ?? (await store.loadActor(this.db, name, entry.key));
+    entry.preloaded = undefined;
+    const timers = row?.timers ?? [];
     if (row) {
       entry.exists = true;
       entry.processedSeq = entry.appliedSeq = row.processed_seq;
       entry.lastSeq = Math.max(entry.lastSeq, row.last_seq);
       entry.epoch = row.owner_epoch;
-      for (const e of await store.loadTail(this.db, name, entry.key, row.processed_seq)) entry.enqueue(e.seq, e.event);
+      // Journal events a previous process stored but never processed.
+      if (row.last_seq > row.processed_seq) {
+        for (const e of await store.loadTail(this.db, name, entry.key, row.processed_seq)) entry.enqueue(e.seq, e.event);
+      }
     }
     const persisted = row?.snapshot ?? undefined;
     entry.activation = new Activation(entry.def, entry.key, this.clock, persisted, timers, () => this.onSpontaneous(entry));
