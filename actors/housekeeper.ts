@@ -3,12 +3,15 @@ import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
 import { dueTimers } from './store.ts';
 
+const BUCKET_MS = 10;
+const WAKE_LEAD_MS = 150;
+
 export interface HousekeeperOptions {
   db: Db;
   clock: Clock;
   intervalMs: number;
   entries: Map<string, Entry>;
-  wake(type: string, key: string): Promise<void>;
+  wake(type: string, keys: string[]): Promise<void>;
   evict(entry: Entry): void;
 }
 
@@ -21,7 +24,9 @@ export class Housekeeper {
   private handle: unknown;
   private running = false;
   /** Actors with a wake-up already set, and when. */
-  private scheduled = new Map<string, { handle: unknown; at: number }>();
+  private scheduled = new Map<string, number>();
+  /** Wake-ups grouped in 10 ms buckets, so actors falling due together load in one query. */
+  private buckets = new Map<number, { handle: unknown; actors: Map<string, { type: string; key: string }> }>();
 
   constructor(private readonly o: HousekeeperOptions) {}
 
@@ -34,7 +39,8 @@ export class Housekeeper {
   stop(): void {
     this.running = false;
     this.o.clock.clearTimeout(this.handle);
-    for (const s of this.scheduled.values()) this.o.clock.clearTimeout(s.handle);
+    for (const b of this.buckets.values()) this.o.clock.clearTimeout(b.handle);
+    this.buckets.clear();
     this.scheduled.clear();
   }
 
@@ -74,13 +80,31 @@ export class Housekeeper {
       const id = `${type}/${key}`;
       if (this.o.entries.get(id)?.activation) continue;
       const prior = this.scheduled.get(id);
-      if (prior && prior.at <= due_at) continue;
-      if (prior) clock.clearTimeout(prior.handle);
-      const handle = clock.setTimeout(() => {
-        this.scheduled.delete(id);
-        void this.o.wake(type, key);
-      }, Math.max(0, due_at - clock.now()));
-      this.scheduled.set(id, { handle, at: due_at });
+      if (prior !== undefined && prior <= due_at) continue;
+      if (prior !== undefined) this.buckets.get(prior)?.actors.delete(id);
+      // Woken a little early: the restored timer then fires at its due time, not a load later.
+      const at = Math.max(clock.now(), Math.floor((due_at - WAKE_LEAD_MS) / BUCKET_MS) * BUCKET_MS);
+      this.scheduled.set(id, at);
+      let bucket = this.buckets.get(at);
+      if (!bucket) {
+        const actors = new Map<string, { type: string; key: string }>();
+        const handle = clock.setTimeout(() => this.fire(at), Math.max(0, at - clock.now()));
+        bucket = { handle, actors };
+        this.buckets.set(at, bucket);
+      }
+      bucket.actors.set(id, { type, key });
     }
+  }
+
+  private fire(at: number): void {
+    const bucket = this.buckets.get(at);
+    this.buckets.delete(at);
+    if (!bucket) return;
+    const byType = new Map<string, string[]>();
+    for (const [id, { type, key }] of bucket.actors) {
+      if (this.scheduled.get(id) === at) this.scheduled.delete(id);
+      byType.set(type, [...(byType.get(type) ?? []), key]);
+    }
+    for (const [type, keys] of byType) void this.o.wake(type, keys).catch(() => {});
   }
 }

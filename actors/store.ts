@@ -15,6 +15,17 @@ export interface ActorRow {
   updated_at: Date;
 }
 
+const ACTOR_COLUMNS = `state, status, snapshot, processed_seq, owner_epoch, updated_at,
+            coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0) AS last_seq,
+            coalesce((SELECT json_agg(json_build_object('id', t.timer_id, 'event', t.event, 'dueAt', t.due_at) ORDER BY t.due_at)
+                        FROM timers t WHERE t.type = a.type AND t.key = a.key), '[]') AS timers`;
+
+/** Many actors of one type in one round trip (the timer wheel wakes them in batches). */
+export async function loadActors(sql: Sql, type: string, keys: string[]): Promise<Map<string, ActorRow>> {
+  const { rows } = await sql.query<ActorRow & { key: string }>(`SELECT key, ${ACTOR_COLUMNS} FROM actors a WHERE type = $1 AND key = ANY($2::text[])`, [type, keys]);
+  return new Map(rows.map((r) => [r.key, r]));
+}
+
 export async function loadActor(sql: Sql, type: string, key: string): Promise<ActorRow | undefined> {
   const { rows } = await sql.query<ActorRow>(
     `SELECT state, status, snapshot, processed_seq, owner_epoch, updated_at,

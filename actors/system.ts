@@ -56,6 +56,8 @@ export class ActorSystem {
   private readonly housekeeper: Housekeeper;
   private started: Promise<void> | undefined;
   private stopping = false;
+  /** Batched loads of actors being woken by the timer wheel. */
+  private waking = 0;
   /** Running totals since start, for metrics. */
   readonly stats = {
     appended: 0,
@@ -81,7 +83,7 @@ export class ActorSystem {
       clock,
       intervalMs: housekeepingIntervalMs,
       entries: this.entries,
-      wake: (type, key) => this.wake(type, key),
+      wake: (type, keys) => this.wakeMany(type, keys),
       evict: (entry) => this.evict(entry),
     });
   }
@@ -293,6 +295,7 @@ export class ActorSystem {
       await new Promise((r) => setImmediate(r));
       const busy =
         this.loading.size > 0 ||
+        this.waking > 0 ||
         this.housekeeper.busy ||
         this.committer.busy ||
         [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves || e.inflightAppends);
@@ -325,6 +328,29 @@ export class ActorSystem {
       this.loading.set(id, loading);
     }
     return loading;
+  }
+
+  /** Activates evicted actors whose timers fall due, loading them in one round trip. */
+  private async wakeMany(type: string, keys: string[]): Promise<void> {
+    const def = this.types.get(type);
+    if (!def || this.stopping) return;
+    const missing = keys.filter((k) => !this.entries.has(`${type}/${k}`) && !this.loading.has(`${type}/${k}`));
+    if (missing.length) {
+      this.waking++;
+      const rows = await store.loadActors(this.db, type, missing).finally(() => this.waking--);
+      for (const [key, row] of rows) {
+        const id = `${type}/${key}`;
+        if (this.entries.has(id) || this.loading.has(id)) continue;
+        const entry = new Entry(def, key, this.clock.now());
+        entry.exists = true;
+        entry.lastSeq = row.last_seq;
+        entry.processedSeq = entry.appliedSeq = row.processed_seq;
+        entry.epoch = row.owner_epoch;
+        entry.preloaded = row;
+        this.entries.set(id, entry);
+      }
+    }
+    await Promise.all(keys.map((k) => this.wake(type, k)));
   }
 
   /** Activates an actor (a timer of an evicted actor fell due, or recovery after a crash). */
