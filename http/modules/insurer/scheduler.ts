@@ -72,20 +72,28 @@ export class LineScheduler {
     if (this.stopped) return Promise.reject(new LineStoppedError('line stopped'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
-      const waiter = { id: randomUUID(), kind, what, notBefore, strict, seq: this.seq++, fn, resolve, reject } as Waiter;
-      this.queue.push(waiter);
       // Withdrawn before it is sent: it leaves the queue; once sent, it runs to its end.
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const i = this.queue.indexOf(waiter);
-          if (i >= 0) {
-            this.queue.splice(i, 1);
-            reject(signal.reason);
-          }
-        },
-        { once: true },
-      );
+      const onAbort = () => {
+        const i = this.queue.indexOf(waiter);
+        if (i >= 0) {
+          this.queue.splice(i, 1);
+          reject(signal!.reason);
+        }
+      };
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      const waiter = {
+        id: randomUUID(),
+        kind,
+        what,
+        notBefore,
+        strict,
+        seq: this.seq++,
+        fn,
+        resolve: (v: T) => (done(), resolve(v)),
+        reject: (e: unknown) => (done(), reject(e)),
+      } as Waiter;
+      this.queue.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.wake?.();
       this.kick();
     });
@@ -177,12 +185,17 @@ export class LineScheduler {
         this.stats.made++;
         this.stats.inFlight++;
         this.stats.lastRequestAt = clock.now();
+        // The request never outlives its lease: it is aborted at the timeout (a clearable timer,
+        // not AbortSignal.timeout, which keeps every signal alive until it fires).
+        const abort = new AbortController();
+        const timer = setTimeout(() => abort.abort(new Error('request timed out')), requestTimeoutMs);
         try {
-          w.resolve(await w.fn(AbortSignal.timeout(requestTimeoutMs)));
+          w.resolve(await w.fn(abort.signal));
         } catch (err) {
           this.stats.failed++;
           w.reject(err);
         } finally {
+          clearTimeout(timer);
           this.stats.inFlight--;
         }
       }
