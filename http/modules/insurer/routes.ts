@@ -77,7 +77,6 @@ export function insurerRoutes({ db, system, clock, line, module }: InsurerRouteD
       const issue = parsed.error.issues[0]!;
       throw new ProblemError(422, issue.message, issue.path.join('.') || 'reason');
     }
-    h.line.pausedHere = true;
     const state = await line.pause(lineId(h.settings.id), parsed.data.reason, c.get('principal').subject);
     return c.json(pauseView(state));
   });
@@ -85,7 +84,6 @@ export function insurerRoutes({ db, system, clock, line, module }: InsurerRouteD
   app.post('/insurers/:id/resume', async (c) => {
     const h = insurer(c);
     const state = await line.resume(lineId(h.settings.id));
-    h.line.pausedHere = false;
     return c.json(pauseView(state));
   });
 

@@ -50,8 +50,6 @@ export class LineScheduler {
   private seq = 0;
   private stopped = false;
   private wake: (() => void) | undefined;
-  /** Set by a pause in this process: checked again right before sending. */
-  pausedHere = false;
   readonly stats = { made: 0, failed: 0, inFlight: 0, lastRequestAt: 0 };
 
   constructor(private readonly o: SchedulerOptions) {}
@@ -164,6 +162,8 @@ export class LineScheduler {
         const holder: LineHolder = { requestId: w.id, node, kind: w.kind === 'interactive' ? 'interactive' : 'bulk', what: w.what, startedAt: Date.now() };
         let got;
         try {
+          // The pause is checked here, at the moment of sending: the store refuses the lease (or the
+          // hand-over) atomically while the line is paused, whichever process paused it.
           got = token === null ? await line.acquire(lineId, holder, ttlMs) : await line.release(lineId, token, { holder, ttlMs });
         } catch (err) {
           // Redis or the database is unreachable: no lease, no request. Wait and ask again.
@@ -178,7 +178,6 @@ export class LineScheduler {
           continue;
         }
         token = got.token;
-        if (this.pausedHere) continue; // defence in depth: paused here, send nothing
         const at = this.queue.indexOf(w);
         if (at < 0) continue; // withdrawn while the lease was being taken
         this.queue.splice(at, 1);
