@@ -24,6 +24,7 @@ const benches: { name: string; dbs: string[]; args: string[]; nodeArgs?: string[
   { name: 'timers', dbs, args: quick ? ['--count=10000', '--window-ms=20000'] : [] },
   { name: 'memory', dbs, args: [], nodeArgs: ['--expose-gc'] },
   { name: 'startup', dbs: ['embedded'], args: quick ? ['--rounds=1'] : [] },
+  { name: 'insurer', dbs, args: quick ? ['--patients=1000'] : [] },
 ];
 
 async function main(): Promise<void> {
@@ -70,6 +71,13 @@ function table(results: Json[]): string[] {
       }
     } else if (r.bench === 'memory') {
       rows.push([at, `heap per actor (${r.count})`, `resident ${r.runtimeBytesPerResidentActor} B, passivated ${r.runtimeBytesPerPassivatedActor} B; XState alone ${r.xstateBytesPerStartedActor} B`]);
+    } else if (r.bench === 'insurer') {
+      for (const l of ['redis', 'postgres']) {
+        const x = r[l];
+        if (!x) continue;
+        rows.push([at, `line on ${l}, ${r.patients} patients`, `utilisation ours ${x.ours.utilisation} / bare ${x.bare.utilisation} = ${x.utilisationRatio} (target ≥ ${x.target.utilisationRatio}); wall ${Math.round(x.ours.wallMs / 1000)} s vs bare ${Math.round(x.bare.wallMs / 1000)} s`]);
+        rows.push([at, `  single-sync ack, RSS`, `${lat(x.ours.ackMs)}; max in flight ${x.ours.maxInFlight}; peak RSS ${x.ours.peakRssMb} MiB; ${x.meetsTarget ? 'targets met' : 'targets NOT met'}`]);
+      }
     } else if (r.bench === 'startup') {
       rows.push([at, 'to first 200 /readyz', `cold ${r.coldReadyMs} ms, warm ${r.warmReadyMs} ms, npm start cold ${r.npmStartColdReadyMs} ms; stop ${r.stopMs} ms`]);
     }
