@@ -50,19 +50,26 @@ interface Waiting<T, R> {
 }
 
 /**
- * Group commit: appends and state saves queued while a transaction is in flight go together
- * into the next one, so one fsync covers many events across many actors.
+ * Group commit: appends and state saves queued while transactions are in flight go together
+ * into the next one, so one fsync covers many events across many actors. Up to `concurrency`
+ * transactions run at once (each on its own connection), but an actor's appends, and its
+ * saves, are never in two of them at the same time: its events commit in seq order, a failed
+ * batch hands its seqs back in order, and its newest state is written last.
  */
 export class Committer {
   private appends: Waiting<AppendOp, AppendOutcome>[] = [];
   private saves: Waiting<SaveOp, void>[] = [];
-  private running: Promise<void> | undefined;
+  /** Actors with appends (resp. saves) in a transaction that has not finished. */
+  private readonly appending = new Set<string>();
+  private readonly saving = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private scheduled = false;
   /** Flushes so far and ops they carried, for metrics and benchmarks. */
   readonly stats = { flushes: 0, appends: 0, saves: 0 };
 
   constructor(
     private readonly db: Db,
-    private readonly maxBatch = 2000,
+    private readonly opts: { maxBatch?: number; concurrency?: number } = {},
   ) {}
 
   append(op: AppendOp): Promise<AppendOutcome> {
@@ -80,181 +87,220 @@ export class Committer {
   }
 
   get busy(): boolean {
-    return this.running !== undefined || this.appends.length > 0 || this.saves.length > 0;
+    return this.inFlight.size > 0 || this.scheduled || this.appends.length > 0 || this.saves.length > 0;
   }
 
   /** Resolves once everything queued so far is committed (or failed). */
   async drain(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.busy) {
+      if (this.inFlight.size) await Promise.race(this.inFlight);
+      else await new Promise((r) => setImmediate(r));
+    }
   }
 
   private kick(): void {
-    this.running ??= this.loop().finally(() => {
-      this.running = undefined;
-      // Ops queued after the loop saw empty queues, but before this ran, need a new loop.
-      if (this.appends.length || this.saves.length) this.kick();
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // Yield once so that sends arriving in the same tick share a transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.start();
     });
   }
 
-  private async loop(): Promise<void> {
-    // Yield once so that sends arriving in the same tick share the first transaction.
-    await new Promise((r) => setImmediate(r));
-    while (this.appends.length || this.saves.length) {
-      const appends = this.appends.splice(0, this.maxBatch);
-      const saves = this.saves.splice(0, this.maxBatch);
-      let outcomes: AppendOutcome[] = [];
-      // Appends that were handed a seq in this attempt (their seqs go back if it fails).
-      const allocated: Waiting<AppendOp, AppendOutcome>[] = [];
-      try {
-        outcomes = await this.db.tx(async (tx) => {
-          const out = await writeAppends(
-            tx,
-            appends.map((a) => ({
-              ...a.op,
-              allocate: () => (allocated.push(a), a.op.allocate()),
-            })),
-          );
-          await writeSaves(tx, saves.map((s) => s.op));
-          return out;
-        });
-      } catch (err) {
-        for (const w of allocated) w.op.release();
-        for (const w of [...appends, ...saves]) w.reject(err);
-        continue;
-      }
-      this.stats.flushes++;
-      this.stats.appends += appends.length;
-      this.stats.saves += saves.length;
-      appends.forEach((w, i) => w.resolve(outcomes[i]!));
-      for (const w of saves) w.resolve();
+  /** Starts transactions while there is room and queued work whose actors are free. */
+  private start(): void {
+    const concurrency = this.opts.concurrency ?? 3;
+    while (this.inFlight.size < concurrency) {
+      const appends = take(this.appends, (w) => actorId(w.op), this.appending, this.opts.maxBatch ?? 2000);
+      const saves = take(this.saves, (w) => actorId(w.op), this.saving, this.opts.maxBatch ?? 2000);
+      if (!appends.length && !saves.length) return;
+      const flush: Promise<void> = this.flush(appends, saves).finally(() => {
+        this.inFlight.delete(flush);
+        for (const w of appends) this.appending.delete(actorId(w.op));
+        for (const w of saves) this.saving.delete(actorId(w.op));
+        if (this.appends.length || this.saves.length) this.start();
+      });
+      this.inFlight.add(flush);
     }
+  }
+
+  private async flush(appends: Waiting<AppendOp, AppendOutcome>[], saves: Waiting<SaveOp, void>[]): Promise<void> {
+    // Appends that were handed a seq in this attempt (their seqs go back if it fails).
+    const allocated: Waiting<AppendOp, AppendOutcome>[] = [];
+    let outcomes: AppendOutcome[];
+    try {
+      // No other transaction of this committer touches these actors, so reading their
+      // idempotency keys before the write is as good as reading them inside it.
+      const earlier = await earlierSends(this.db, appends.map((a) => a.op));
+      const fresh: (AppendOp & { seq: number })[] = [];
+      outcomes = appends.map(({ op }, i) => {
+        const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
+        const seen = id === undefined ? undefined : earlier.get(id);
+        if (seen !== undefined) return { seq: seen, duplicate: true };
+        // Seqs are handed out only to events that are really new, so they stay dense.
+        allocated.push(appends[i]!);
+        const seq = op.allocate();
+        if (id !== undefined) earlier.set(id, seq);
+        fresh.push({ ...op, seq });
+        return { seq, duplicate: false };
+      });
+      const statement = groupCommit(fresh, saves.map((s) => s.op));
+      if (statement) await this.db.query(statement.text, statement.values);
+    } catch (err) {
+      for (const w of allocated) w.op.release();
+      for (const w of [...appends, ...saves]) w.reject(refusal(err));
+      return;
+    }
+    this.stats.flushes++;
+    this.stats.appends += appends.length;
+    this.stats.saves += saves.length;
+    appends.forEach((w, i) => w.resolve(outcomes[i]!));
+    for (const w of saves) w.resolve();
   }
 }
 
-async function writeAppends(tx: Sql, ops: AppendOp[]): Promise<AppendOutcome[]> {
-  if (!ops.length) return [];
-  const keyed = ops.filter((o) => o.idempotencyKey !== undefined);
+const actorId = (op: { type: string; key: string }) => `${op.type}\u0000${op.key}`;
+
+/**
+ * Removes from `queue` up to `max` ops of actors not in `busy`, in queue order, and marks
+ * those actors busy. An actor's ops are taken all or none, so its order is kept.
+ */
+function take<T>(queue: T[], id: (item: T) => string, busy: Set<string>, max: number): T[] {
+  const taken: T[] = [];
+  const kept: T[] = [];
+  const claimed = new Set<string>();
+  for (const item of queue) {
+    const k = id(item);
+    if (taken.length < max && (claimed.has(k) || !busy.has(k))) {
+      taken.push(item);
+      claimed.add(k);
+      busy.add(k);
+    } else {
+      // Busy elsewhere, or past the batch bound (then the actor stays busy, so its later ops
+      // wait for this batch rather than overtake it).
+      kept.push(item);
+    }
+  }
+  queue.splice(0, queue.length, ...kept);
+  return taken;
+}
+
+/** Journal seqs of keyed sends seen before, by actor and idempotency key. */
+async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<string, number>> {
   const earlier = new Map<string, number>();
-  if (keyed.length) {
-    const found = await tx.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
-      `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
-         JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
-           ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
-      [keyed.map((o) => o.type), keyed.map((o) => o.key), keyed.map((o) => o.idempotencyKey)],
-    );
-    for (const r of found.rows) earlier.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
-  }
-  // Seqs are handed out only to events that are really new, so they stay dense.
-  const outcomes: AppendOutcome[] = [];
-  const fresh: (AppendOp & { seq: number })[] = [];
-  for (const op of ops) {
-    const id = op.idempotencyKey === undefined ? undefined : `${op.type}\u0000${op.key}\u0000${op.idempotencyKey}`;
-    const seen = id === undefined ? undefined : earlier.get(id);
-    if (seen !== undefined) {
-      outcomes.push({ seq: seen, duplicate: true });
-      continue;
-    }
-    const seq = op.allocate();
-    if (id !== undefined) earlier.set(id, seq);
-    fresh.push({ ...op, seq });
-    outcomes.push({ seq, duplicate: false });
-  }
-  if (!fresh.length) return outcomes;
-  const creates = fresh.filter((o) => o.create);
-  if (creates.length) {
-    await tx.query(
-      `INSERT INTO actors (type, key) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
-      [creates.map((o) => o.type), creates.map((o) => o.key)],
-    );
-  }
-  try {
-    await tx.query(
-      `INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::bigint[])`,
-      [
-        fresh.map((o) => o.type),
-        fresh.map((o) => o.key),
-        fresh.map((o) => o.seq),
-        fresh.map((o) => JSON.stringify(o.event)),
-        fresh.map((o) => o.idempotencyKey ?? null),
-        fresh.map((o) => o.receivedAt),
-      ],
-    );
-  } catch (err) {
-    // A seq already taken means another process wrote to one of these actors.
-    if ((err as { code?: string }).code === '23505') throw new StaleEpochError('journal write refused: another writer appended to one of these actors', { cause: err });
-    throw err;
-  }
-  return outcomes;
+  const keyed = ops.filter((o) => o.idempotencyKey !== undefined);
+  if (!keyed.length) return earlier;
+  const found = await sql.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
+    `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
+       JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
+         ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
+    [keyed.map((o) => o.type), keyed.map((o) => o.key), keyed.map((o) => o.idempotencyKey)],
+  );
+  for (const r of found.rows) earlier.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
+  return earlier;
 }
 
-async function writeSaves(tx: Sql, ops: SaveOp[]): Promise<void> {
-  if (!ops.length) return;
+/** The typed columns of an `unnest(...)` source, numbering its parameters from `values`. */
+function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): string {
+  return `unnest(${columns.map(([type, data]) => (values.push(data), `$${values.length}::${type}[]`)).join(', ')})`;
+}
+
+/**
+ * One statement that writes a whole batch: new actor rows, journal appends, state saves with
+ * their transitions and timers. A single statement is its own transaction, so the batch costs
+ * one round trip; it is all or nothing.
+ */
+function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { text: string; values: unknown[] } | undefined {
+  const values: unknown[] = [];
+  const ctes: string[] = [];
+  const creates = appends.filter((o) => o.create);
+  if (creates.length) {
+    ctes.push(`created AS (INSERT INTO actors (type, key)
+      SELECT * FROM ${unnest(values, [['text', creates.map((o) => o.type)], ['text', creates.map((o) => o.key)]])} ON CONFLICT DO NOTHING)`);
+  }
+  if (appends.length) {
+    ctes.push(`appended AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
+      SELECT * FROM ${unnest(values, [
+        ['text', appends.map((o) => o.type)],
+        ['text', appends.map((o) => o.key)],
+        ['bigint', appends.map((o) => o.seq)],
+        ['jsonb', appends.map((o) => JSON.stringify(o.event))],
+        ['text', appends.map((o) => o.idempotencyKey ?? null)],
+        ['bigint', appends.map((o) => o.receivedAt)],
+      ])})`);
+  }
   // Saves of one actor are queued in processing order; the last one carries the newest state.
   const latest = new Map<string, SaveOp>();
   for (const op of ops) {
-    const id = `${op.type}\u0000${op.key}`;
+    const id = actorId(op);
     const prev = latest.get(id);
     // "Timers unchanged" means unchanged since the previous save, which may be in this batch.
     latest.set(id, op.timers === undefined && prev?.timers !== undefined ? { ...op, timers: prev.timers } : op);
   }
   const states = [...latest.values()];
-  const updated = await tx.query(
-    `UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
-            processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
-       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bool[])
-            AS v(type, key, snapshot, state, status, seq, epoch, busy)
-      WHERE a.type = v.type AND a.key = v.key AND a.owner_epoch = v.epoch`,
-    [
-      states.map((o) => o.type),
-      states.map((o) => o.key),
-      states.map((o) => JSON.stringify(o.snapshot)),
-      states.map((o) => o.state),
-      states.map((o) => o.status),
-      states.map((o) => o.processedSeq),
-      states.map((o) => o.epoch),
-      states.map((o) => o.effectsInFlight),
-    ],
-  );
-  if (updated.rowCount !== states.length) {
-    throw new StaleEpochError(`state write refused: ${states.length - (updated.rowCount ?? 0)} actor(s) are owned under a newer epoch`);
+  if (states.length) {
+    ctes.push(`saved AS (UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
+          processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
+      FROM ${unnest(values, [
+        ['text', states.map((o) => o.type)],
+        ['text', states.map((o) => o.key)],
+        ['jsonb', states.map((o) => JSON.stringify(o.snapshot))],
+        ['text', states.map((o) => o.state)],
+        ['text', states.map((o) => o.status)],
+        ['bigint', states.map((o) => o.processedSeq)],
+        ['bigint', states.map((o) => o.epoch)],
+        ['bool', states.map((o) => o.effectsInFlight)],
+      ])} AS v(type, key, snapshot, state, status, seq, epoch, busy)
+      WHERE a.type = v.type AND a.key = v.key AND a.owner_epoch = v.epoch RETURNING 1)`);
   }
   const transitions = ops.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
-    await tx.query(
-      `INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::bigint[])`,
-      [
-        transitions.map((t) => t.type),
-        transitions.map((t) => t.key),
-        transitions.map((t) => t.seq),
-        transitions.map((t) => t.eventType),
-        transitions.map((t) => t.from),
-        transitions.map((t) => t.to),
-        transitions.map((t) => t.accepted),
-        transitions.map((t) => t.at),
-      ],
-    );
+    ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
+      SELECT * FROM ${unnest(values, [
+        ['text', transitions.map((t) => t.type)],
+        ['text', transitions.map((t) => t.key)],
+        ['bigint', transitions.map((t) => t.seq)],
+        ['text', transitions.map((t) => t.eventType)],
+        ['text', transitions.map((t) => t.from)],
+        ['text', transitions.map((t) => t.to)],
+        ['bool', transitions.map((t) => t.accepted)],
+        ['bigint', transitions.map((t) => t.at)],
+      ])})`);
   }
   const timerOps = states.filter((o) => o.timers !== undefined);
   if (timerOps.length) {
-    await tx.query(`DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS v(type, key) WHERE t.type = v.type AND t.key = v.key`, [
-      timerOps.map((o) => o.type),
-      timerOps.map((o) => o.key),
-    ]);
+    // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
+    // touch different rows, as sub-statements of one statement must.
     const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
+    const next = unnest(values, [
+      ['text', timers.map((t) => t.type)],
+      ['text', timers.map((t) => t.key)],
+      ['text', timers.map((t) => t.id)],
+      ['jsonb', timers.map((t) => JSON.stringify(t.event))],
+      ['bigint', timers.map((t) => t.dueAt)],
+    ]);
+    ctes.push(`next_timers AS (SELECT * FROM ${next} AS n(type, key, timer_id, event, due_at))`);
+    ctes.push(`cleared AS (DELETE FROM timers t
+      USING ${unnest(values, [['text', timerOps.map((o) => o.type)], ['text', timerOps.map((o) => o.key)]])} AS v(type, key)
+      WHERE t.type = v.type AND t.key = v.key
+        AND NOT EXISTS (SELECT 1 FROM next_timers n WHERE n.type = t.type AND n.key = t.key AND n.timer_id = t.timer_id))`);
     if (timers.length) {
-      await tx.query(
-        `INSERT INTO timers (type, key, timer_id, event, due_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])`,
-        [
-          timers.map((t) => t.type),
-          timers.map((t) => t.key),
-          timers.map((t) => t.id),
-          timers.map((t) => JSON.stringify(t.event)),
-          timers.map((t) => t.dueAt),
-        ],
-      );
+      ctes.push(`armed AS (INSERT INTO timers (type, key, timer_id, event, due_at) SELECT * FROM next_timers
+        ON CONFLICT (type, key, timer_id) DO UPDATE SET event = excluded.event, due_at = excluded.due_at)`);
     }
   }
+  if (!ctes.length) return undefined;
+  values.push(states.length);
+  const check = states.length ? `actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved))` : `$${values.length}::int`;
+  return { text: `WITH ${ctes.join(',\n')}\nSELECT ${check} AS refused`, values };
+}
+
+/** A write refused because another writer got there first, as the runtime's error. */
+function refusal(err: unknown): unknown {
+  const code = (err as { code?: string }).code;
+  // A seq already taken means another process appended to one of these actors.
+  if (code === '23505') return new StaleEpochError('journal write refused: another writer appended to one of these actors', { cause: err });
+  if (code === 'AR409') return new StaleEpochError((err as Error).message, { cause: err });
+  return err;
 }

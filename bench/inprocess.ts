@@ -32,9 +32,9 @@ interface Phase extends LoadResult {
   flushesPerSec: number;
   appendsPerFlush: number;
   savesPerFlush: number;
-  /** Mean wall time of a group-commit transaction, and statements in it (BEGIN/COMMIT aside). */
-  txMs: number;
-  statementsPerTx: number;
+  /** Mean wall time of a group commit's batch write, and statements per flush (one write, plus a key read when keys were sent). */
+  commitMs: number;
+  statementsPerFlush: number;
   /** Queries outside the group commit (loads), per second. */
   otherQueriesPerSec: number;
   /** Time after the window until everything appended was processed and saved. */
@@ -150,8 +150,8 @@ async function phase(system: ActorSystem, counters: DbCounters, postmaster: numb
     flushesPerSec: Math.round(flushes / (durationMs / 1000)),
     appendsPerFlush: round((s1.appends - s0.appends) / Math.max(1, flushes)),
     savesPerFlush: round((s1.saves - s0.saves) / Math.max(1, flushes)),
-    txMs: round((c1.txMs - c0.txMs) / Math.max(1, c1.transactions - c0.transactions)),
-    statementsPerTx: round((c1.txStatements - c0.txStatements) / Math.max(1, c1.transactions - c0.transactions)),
+    commitMs: round((c1.commitMs - c0.commitMs) / Math.max(1, c1.commitWrites - c0.commitWrites)),
+    statementsPerFlush: round((c1.commitStatements - c0.commitStatements) / Math.max(1, flushes)),
     otherQueriesPerSec: Math.round((c1.queries - c0.queries) / (durationMs / 1000)),
     settleMs: Math.round(performance.now() - t),
   };
@@ -164,7 +164,7 @@ function line(p: Phase): string {
   return (
     `${p.eventsPerSec} events/s, p50 ${p.latencyMs.p50} ms, p99 ${p.latencyMs.p99} ms, max ${p.latencyMs.max} ms; ` +
     `CPU % of a core: this process ${p.clientCpuPct} postgres ${p.pgCpuPct}; machine ${p.machineBusyPct}% busy; ${p.flushesPerSec} flushes/s x ${p.appendsPerFlush} appends + ${p.savesPerFlush} saves, ` +
-    `${p.txMs} ms and ${p.statementsPerTx} statements each; ${p.otherQueriesPerSec} other queries/s; settled ${p.settleMs} ms after${other ? `; other: ${other}` : ''}`
+    `${p.commitMs} ms and ${p.statementsPerFlush} statements each; ${p.otherQueriesPerSec} other queries/s; settled ${p.settleMs} ms after${other ? `; other: ${other}` : ''}`
   );
 }
 

@@ -1,8 +1,13 @@
 import type { Db, Sql } from '../../storage/db.ts';
 
 export interface DbCounters {
-  /** Queries run on the pool outside a transaction. */
+  /** Queries run on the pool outside a transaction, group-commit statements aside. */
   queries: number;
+  /** Group-commit statements (the batch write, and the idempotency-key read before it). */
+  commitStatements: number;
+  /** Wall time of the batch writes, summed, and how many there were. */
+  commitMs: number;
+  commitWrites: number;
   transactions: number;
   /** Statements run inside transactions (BEGIN and COMMIT not counted). */
   txStatements: number;
@@ -13,12 +18,24 @@ export interface DbCounters {
   record: boolean;
 }
 
+/** The committer's statements: its one-statement batch write and its idempotency-key read. */
+const GROUP_COMMIT = /^(WITH (created|appended|saved) AS|SELECT j\.type, j\.key, j\.idempotency_key)/;
+
 /** Wraps a Db to count its round trips and time its transactions (nothing else changes). */
 export function instrumentDb(db: Db): { db: Db; counters: DbCounters } {
-  const counters: DbCounters = { queries: 0, transactions: 0, txStatements: 0, txMs: 0, queryMs: [], record: false };
+  const counters: DbCounters = { queries: 0, commitStatements: 0, commitMs: 0, commitWrites: 0, transactions: 0, txStatements: 0, txMs: 0, queryMs: [], record: false };
   const wrapped: Db = {
     schema: db.schema,
     query(text, values) {
+      if (GROUP_COMMIT.test(text)) {
+        counters.commitStatements++;
+        if (!text.startsWith('WITH ')) return db.query(text, values);
+        const t0 = performance.now();
+        return db.query(text, values).finally(() => {
+          counters.commitWrites++;
+          counters.commitMs += performance.now() - t0;
+        });
+      }
       counters.queries++;
       if (!counters.record) return db.query(text, values);
       const t0 = performance.now();
