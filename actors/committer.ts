@@ -6,6 +6,8 @@ export interface AppendOp {
   type: string;
   key: string;
   event: ActorEvent;
+  /** The event as stored (serialized once, where its size was checked). */
+  eventJson: string;
   idempotencyKey: string | undefined;
   receivedAt: number;
   /** The actor has no row yet. */
@@ -146,7 +148,7 @@ export class Committer {
         return { seq, duplicate: false };
       });
       const statement = groupCommit(fresh, saves.map((s) => s.op));
-      if (statement) await this.db.query(statement.text, statement.values);
+      if (statement) await this.db.query(statement.text, statement.values, statement.name);
     } catch (err) {
       for (const w of allocated) w.op.release();
       for (const w of [...appends, ...saves]) w.reject(refusal(err));
@@ -211,7 +213,7 @@ function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): 
  * their transitions and timers. A single statement is its own transaction, so the batch costs
  * one round trip; it is all or nothing.
  */
-function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { text: string; values: unknown[] } | undefined {
+function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { name: string; text: string; values: unknown[] } | undefined {
   const values: unknown[] = [];
   const ctes: string[] = [];
   const creates = appends.filter((o) => o.create);
@@ -225,7 +227,7 @@ function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { 
         ['text', appends.map((o) => o.type)],
         ['text', appends.map((o) => o.key)],
         ['bigint', appends.map((o) => o.seq)],
-        ['jsonb', appends.map((o) => JSON.stringify(o.event))],
+        ['jsonb', appends.map((o) => o.eventJson)],
         ['text', appends.map((o) => o.idempotencyKey ?? null)],
         ['bigint', appends.map((o) => o.receivedAt)],
       ])})`);
@@ -293,7 +295,9 @@ function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { 
   if (!ctes.length) return undefined;
   values.push(states.length);
   const check = states.length ? `actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved))` : `$${values.length}::int`;
-  return { text: `WITH ${ctes.join(',\n')}\nSELECT ${check} AS refused`, values };
+  // The text depends only on which parts are present: a few variants, each prepared once.
+  const name = `group-commit:${ctes.map((c) => c.slice(0, c.indexOf(' '))).join(',')}`;
+  return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${check} AS refused`, values };
 }
 
 /** A write refused because another writer got there first, as the runtime's error. */

@@ -157,7 +157,8 @@ export class ActorSystem {
     validateKey(def, key);
     if (opts.idempotencyKey !== undefined) validateIdempotencyKey(opts.idempotencyKey);
     const event = validateEvent(def, input);
-    if (Buffer.byteLength(JSON.stringify(event)) > this.maxEventBytes) {
+    const eventJson = JSON.stringify(event);
+    if (Buffer.byteLength(eventJson) > this.maxEventBytes) {
       throw new PayloadTooLargeError(`event is larger than ${this.maxEventBytes} bytes`, { field: 'body' });
     }
     const entry = await this.entry(def, key);
@@ -172,6 +173,7 @@ export class ActorSystem {
         type,
         key,
         event,
+        eventJson,
         idempotencyKey: opts.idempotencyKey,
         receivedAt: this.clock.now(),
         create: !entry.exists,

@@ -21,13 +21,19 @@ const digest = (token: string) => createHash('sha256').update(token).digest('hex
 /** Checks the bearer token; lookups are by digest so no token is compared byte by byte. */
 export function authenticate(tokens: TokenEntry[]): MiddlewareHandler<AuthEnv> {
   const byDigest = new Map(tokens.map((t) => [digest(t.token), { role: t.role, subject: t.subject }]));
+  // Headers already matched, so a client's token is hashed once, not on every request.
+  const seen = new Map<string, Principal>();
   return async function authenticateBearer(c, next) {
     const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    const principal = match ? byDigest.get(digest(match[1]!)) : undefined;
+    let principal = seen.get(header);
+    if (!principal) {
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      principal = match ? byDigest.get(digest(match[1]!)) : undefined;
+      if (principal && seen.size < tokens.length * 4) seen.set(header, principal);
+    }
     if (!principal) {
       c.header('www-authenticate', 'Bearer');
-      throw new ProblemError(401, match ? 'unknown bearer token' : 'a bearer token is required', 'Authorization');
+      throw new ProblemError(401, /^Bearer\s+\S+$/i.test(header) ? 'unknown bearer token' : 'a bearer token is required', 'Authorization');
     }
     c.set('principal', principal);
     await next();

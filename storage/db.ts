@@ -2,7 +2,11 @@ import pg from 'pg';
 
 /** The one narrow port through which everything reaches Postgres. */
 export interface Sql {
-  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /**
+   * Runs one statement. With `name`, the statement is prepared once per connection and reused
+   * (for hot statements whose text is one of a few variants).
+   */
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>>;
 }
 
 export interface Db extends Sql {
@@ -35,12 +39,14 @@ export function createDb({ connectionString, schema = 'public', max = 10 }: DbOp
   let closed: Promise<void> | undefined;
   return {
     schema,
-    query: (text, values) => pool.query(text, values as any[]),
+    query: (text, values, name) => (name ? pool.query({ name, text, values: values as any[] }) : pool.query(text, values as any[])),
     async tx(fn) {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await fn({ query: (text, values) => client.query(text, values as any[]) });
+        const result = await fn({
+          query: (text, values, name) => (name ? client.query({ name, text, values: values as any[] }) : client.query(text, values as any[])),
+        });
         await client.query('COMMIT');
         return result;
       } catch (err) {

@@ -26,29 +26,29 @@ export function instrumentDb(db: Db): { db: Db; counters: DbCounters } {
   const counters: DbCounters = { queries: 0, commitStatements: 0, commitMs: 0, commitWrites: 0, transactions: 0, txStatements: 0, txMs: 0, queryMs: [], record: false };
   const wrapped: Db = {
     schema: db.schema,
-    query(text, values) {
+    query(text, values, name) {
       if (GROUP_COMMIT.test(text)) {
         counters.commitStatements++;
-        if (!text.startsWith('WITH ')) return db.query(text, values);
+        if (!text.startsWith('WITH ')) return db.query(text, values, name);
         const t0 = performance.now();
-        return db.query(text, values).finally(() => {
+        return db.query(text, values, name).finally(() => {
           counters.commitWrites++;
           counters.commitMs += performance.now() - t0;
         });
       }
       counters.queries++;
-      if (!counters.record) return db.query(text, values);
+      if (!counters.record) return db.query(text, values, name);
       const t0 = performance.now();
-      return db.query(text, values).finally(() => counters.queryMs.push(performance.now() - t0));
+      return db.query(text, values, name).finally(() => counters.queryMs.push(performance.now() - t0));
     },
     async tx(fn) {
       const t0 = performance.now();
       try {
         return await db.tx((sql: Sql) =>
           fn({
-            query(text, values) {
+            query(text, values, name) {
               counters.txStatements++;
-              return sql.query(text, values);
+              return sql.query(text, values, name);
             },
           }),
         );
