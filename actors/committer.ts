@@ -34,7 +34,8 @@ export interface SaveOp {
   type: string;
   key: string;
   epoch: number;
-  snapshot: unknown;
+  /** The persisted XState snapshot, as JSON. */
+  snapshotJson: string;
   state: string;
   status: string;
   processedSeq: number;
@@ -247,7 +248,7 @@ function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { 
       FROM ${unnest(values, [
         ['text', states.map((o) => o.type)],
         ['text', states.map((o) => o.key)],
-        ['jsonb', states.map((o) => JSON.stringify(o.snapshot))],
+        ['jsonb', states.map((o) => o.snapshotJson)],
         ['text', states.map((o) => o.state)],
         ['text', states.map((o) => o.status)],
         ['bigint', states.map((o) => o.processedSeq)],

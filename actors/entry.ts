@@ -27,8 +27,11 @@ export class Entry {
   appliedSeq = 0;
   epoch = 0;
   exists = false;
-  /** The stored row read when this entry was made, kept for its first activation. */
-  preloaded: ActorRow | undefined;
+  /**
+   * The stored row read when this entry was made, kept for its first activation; null when
+   * there was none (the actor is new), undefined once used.
+   */
+  preloaded: ActorRow | null | undefined;
   inbox: { seq: number; event: ActorEvent }[] = [];
   activation: Activation | undefined;
   /** The last persisted snapshot that passed the size bound, as JSON (for reverting a step). */

@@ -317,6 +317,7 @@ export class ActorSystem {
       loading = (async () => {
         const row = await store.loadActor(this.db, def.name, key);
         const entry = new Entry(def, key, this.clock.now());
+        entry.preloaded = null;
         if (row) {
           entry.exists = true;
           entry.lastSeq = row.last_seq;
@@ -387,11 +388,14 @@ export class ActorSystem {
     if (!entry.activation) await this.activate(entry);
     const act = entry.activation!;
     const transitions: TransitionRecord[] = [];
+    // The snapshot JSON just checked against the bound, while it is still the current state.
+    let current: string | undefined;
     while (entry.inbox.length) {
       const { seq, event } = entry.inbox.shift()!;
       if (seq <= entry.appliedSeq) continue;
       transitions.push(...act.takeSpontaneous());
       const out = act.step(event);
+      current = undefined;
       let error: Error | undefined;
       let accepted = out.accepted;
       let to = out.to;
@@ -403,7 +407,7 @@ export class ActorSystem {
           accepted = false;
           to = out.from;
         } else {
-          entry.lastGoodJson = json;
+          entry.lastGoodJson = current = json;
         }
       }
       entry.appliedSeq = seq;
@@ -416,14 +420,15 @@ export class ActorSystem {
         entry.processed(seq, result);
       }
     }
-    this.save(entry, transitions);
+    this.save(entry, transitions, current);
   }
 
   private async activate(entry: Entry): Promise<void> {
     const { name } = entry.def;
     // Only this entry's activation writes the row, so the row read when the entry was made is
     // still current; events appended since are in the inbox.
-    const row = entry.preloaded ?? (await store.loadActor(this.db, name, entry.key));
+    // A new actor has nothing stored but what this process appended, which is in the inbox.
+    const row = entry.preloaded === undefined ? await store.loadActor(this.db, name, entry.key) : (entry.preloaded ?? undefined);
     entry.preloaded = undefined;
     const timers = row?.timers ?? [];
     if (row) {
@@ -456,21 +461,25 @@ export class ActorSystem {
     if (entry.activation && !entry.draining && this.entries.get(entry.id) === entry) this.save(entry, []);
   }
 
-  private save(entry: Entry, transitions: TransitionRecord[]): void {
+  private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
     const act = entry.activation;
     if (!act) return;
-    transitions.push(...act.takeSpontaneous());
+    const spontaneous = act.takeSpontaneous();
+    transitions.push(...spontaneous);
     const seq = entry.appliedSeq;
     const timers = act.timersIfChanged();
     if (!transitions.length && timers === undefined && seq === entry.processedSeq) return;
     entry.pendingSaves++;
     entry.lastActive = this.clock.now();
+    const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
+    // What is saved is the state to go back to if a later step outgrows the bound.
+    entry.lastGoodJson = json;
     this.committer
       .save({
         type: entry.def.name,
         key: entry.key,
         epoch: entry.epoch,
-        snapshot: act.persisted(),
+        snapshotJson: json,
         state: act.state,
         status: act.snapshot.status,
         processedSeq: seq,
