@@ -49,7 +49,14 @@ export class LineScheduler {
   private running: Promise<void> | undefined;
   private seq = 0;
   private stopped = false;
+  /** Ends the loop's current sleep early; set only while it sleeps. */
   private wake: (() => void) | undefined;
+  /**
+   * Set when a request is queued (or the line stops); cleared by the loop just before it looks
+   * at the queue. A sleep that begins with it set returns at once, so a request queued while the
+   * loop was releasing the lease or settling the last request is never left for the next timer.
+   */
+  private queued = false;
   readonly stats = { made: 0, failed: 0, inFlight: 0, lastRequestAt: 0 };
 
   constructor(private readonly o: SchedulerOptions) {}
@@ -92,7 +99,7 @@ export class LineScheduler {
       } as Waiter;
       this.queue.push(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.wake?.();
+      this.notify();
       this.kick();
     });
   }
@@ -108,8 +115,14 @@ export class LineScheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const w of this.queue.splice(0)) w.reject(new LineStoppedError('line stopped'));
-    this.wake?.();
+    this.notify();
     await this.running;
+  }
+
+  /** New work (or a stop): wakes the loop if it sleeps, and makes its next sleep return at once. */
+  private notify(): void {
+    this.queued = true;
+    this.wake?.();
   }
 
   /**
@@ -132,17 +145,25 @@ export class LineScheduler {
     return best ?? early ?? { wait: strictAt - now };
   }
 
-  private sleep(ms: number): Promise<void> {
+  /**
+   * Sleeps `ms` on the clock. With `untilWork`, new work ends it early, including work queued
+   * since the loop last looked at the queue (the latch is armed before any await there). Waits
+   * that new work cannot shorten (the line busy elsewhere, paused, or the store unreachable)
+   * end early only for a stop.
+   */
+  private sleep(ms: number, untilWork = false): Promise<void> {
+    if (this.stopped || (untilWork && this.queued)) return Promise.resolve();
     return new Promise((resolve) => {
       const h = this.o.clock.setTimeout(() => {
         this.wake = undefined;
         resolve();
       }, ms);
-      this.wake = () => {
+      const end = () => {
         this.o.clock.clearTimeout(h);
         this.wake = undefined;
         resolve();
       };
+      this.wake = untilWork ? end : () => void (this.stopped && end());
     });
   }
 
@@ -152,10 +173,12 @@ export class LineScheduler {
     let token: number | null = null;
     try {
       while (this.queue.length && !this.stopped) {
+        // Armed before the queue is read: whatever is queued from here on ends the next sleep.
+        this.queued = false;
         const next = this.pick(clock.now());
         if ('wait' in next) {
           token = await this.letGo(token);
-          await this.sleep(next.wait);
+          await this.sleep(next.wait, true);
           continue;
         }
         const w = next;

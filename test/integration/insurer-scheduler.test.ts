@@ -1,0 +1,144 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../actors/clock.ts';
+import { LineScheduler } from '../../http/modules/insurer/scheduler.ts';
+import type { AcquireResult, Line, LineHolder, PauseState } from '../../storage/line/types.ts';
+
+/** A deferred promise, to hold a store call or a request open until the test lets it go. */
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/**
+ * The line in memory: one lease, a fencing token, a pause; every call is recorded, and a call
+ * can be held open (`hold`) to stand for a slow round trip.
+ */
+function memoryLine() {
+  let token = 0;
+  let holder: { token: number; holder: LineHolder } | null = null;
+  let paused = false;
+  const calls: string[] = [];
+  const holds = new Map<string, Promise<void>>();
+  const gate = async (name: string) => {
+    calls.push(name);
+    await holds.get(name);
+  };
+  const take = (h: LineHolder): AcquireResult => {
+    if (paused) return { ok: false, reason: 'paused' };
+    if (holder) return { ok: false, reason: 'busy' };
+    holder = { token: ++token, holder: h };
+    return { ok: true, token };
+  };
+  const state = (): PauseState => ({ paused, reason: paused ? 'test' : null, pausedAt: null, pausedBy: null, inFlight: holder?.holder ?? null });
+  const line: Line & { renew?: unknown } = {
+    kind: 'postgres',
+    async acquire(_id, h) {
+      await gate('acquire');
+      return take(h);
+    },
+    async release(_id, t, next) {
+      await gate(next ? 'handoff' : 'release');
+      if (holder?.token === t) holder = null;
+      return next ? take(next.holder) : null;
+    },
+    async pause() {
+      const changed = !paused;
+      paused = true;
+      return { ...state(), changed };
+    },
+    async resume() {
+      const changed = paused;
+      paused = false;
+      return { ...state(), changed };
+    },
+    async state() {
+      await gate('state');
+      return state();
+    },
+    async close() {},
+  };
+  return {
+    line,
+    calls,
+    held: () => holder,
+    /** Holds every `name` call open until the returned function is called. */
+    hold(name: string) {
+      const d = deferred();
+      holds.set(name, d.promise);
+      return () => {
+        holds.delete(name);
+        d.resolve();
+      };
+    },
+  };
+}
+
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('line scheduler', () => {
+  let scheduler: LineScheduler | undefined;
+  afterEach(async () => {
+    await scheduler?.stop();
+    scheduler = undefined;
+  });
+
+  function make(line: Line, clock: ManualClock) {
+    scheduler = new LineScheduler({ line, lineId: 'insurer:T', node: 'test', requestTimeoutMs: 1_000, clock });
+    return scheduler;
+  }
+
+  it('sends a request queued while the lease is being released, without waiting for a Retry-After timer', async () => {
+    const clock = new ManualClock(1_000_000);
+    const mem = memoryLine();
+    const s = make(mem.line, clock);
+    const sent: string[] = [];
+    const req = (name: string) => async () => void sent.push(name);
+
+    // A first request, then one held by a Retry-After of 60 s: the loop lets the line go and sleeps.
+    const letRelease = mem.hold('release');
+    const first = s.run('bulk', 'a', req('a'));
+    const strict = s.run('bulk', 'b', req('b'), { notBefore: clock.now() + 60_000, strict: true });
+    await first;
+    await settle();
+    expect(mem.calls.at(-1)).toBe('release');
+
+    // Queued while the release is on its way: it must go as soon as the release is done.
+    const late = s.run('interactive', 'c', req('c'));
+    letRelease();
+    await late;
+    expect(sent).toEqual(['a', 'c']);
+    expect(clock.now()).toBe(1_000_000);
+
+    await clock.advance(60_000);
+    await strict;
+    expect(sent).toEqual(['a', 'c', 'b']);
+  });
+
+  it('sends a request queued while the last one settles, and honours a Retry-After when nothing else waits', async () => {
+    const clock = new ManualClock(1_000_000);
+    const mem = memoryLine();
+    const s = make(mem.line, clock);
+    const sent: string[] = [];
+    const d = deferred();
+    const one = s.run('bulk', 'a', async () => {
+      sent.push('a');
+      await d.promise;
+    });
+    const strict = s.run('bulk', 'b', async () => void sent.push('b'), { notBefore: clock.now() + 1_000, strict: true });
+    await settle();
+    d.resolve();
+    await one;
+    // Queued in the turn the first request settled in.
+    const next = s.run('bulk', 'c', async () => void sent.push('c'));
+    await next;
+    expect(sent).toEqual(['a', 'c']);
+    await clock.advance(999);
+    expect(sent).toEqual(['a', 'c']);
+    await clock.advance(1);
+    await strict;
+    expect(sent).toEqual(['a', 'c', 'b']);
+  });
+});
