@@ -42,7 +42,7 @@ export function createMetrics(system: ActorSystem) {
   }
   new Counter({
     name: 'actor_group_commits_total',
-    help: 'Transactions written by the group committer',
+    help: 'Batches (one transaction each) written by the group committer',
     registers: [registry],
     collect() {
       this.reset();
