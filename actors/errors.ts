@@ -59,3 +59,8 @@ export class StaleEpochError extends RuntimeError {
 export class TimeoutError extends RuntimeError {
   override readonly status = 504;
 }
+
+/** Name and message of an error, for logs (never its data). */
+export function errInfo(err: unknown): { name: string; message: string } {
+  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+}

@@ -166,10 +166,9 @@ async function forEach(n: number, order: number[] | undefined, fn: (i: number, d
 /**
  * Every actor first gets one event (`ack`, refused in `idle`), so creating 100,000 actors is
  * measured on its own and arming runs on existing actors. Then every reminder is armed, in
- * random order of due time. The window is placed after the projected end of arming (projected
- * from the first 1% of sends, with a 1.5x safety factor, never earlier than a first guess), plus
- * the idle timeout when actors are evicted by idleness, so every one is out of memory before its
- * timer falls due.
+ * random order of due time. The window starts when creating them took, after arming starts (x1.5
+ * when arming must reload evicted actors), plus the idle timeout when actors are evicted by
+ * idleness, so arming has ended and every one is out of memory before its timer falls due.
  */
 async function armAll(system: ActorSystem, evictByIdle: boolean) {
   const created = await forEach(count, undefined, (i) => system.send('reminder', `r${i}`, { type: 'ack' }));
@@ -182,25 +181,17 @@ async function armAll(system: ActorSystem, evictByIdle: boolean) {
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const margin = evictByIdle ? idleMs + 3000 : 3000;
-  const SAFETY = 1.5;
   const t0 = Date.now();
-  // Until a rate is measured: resident actors take events several times faster than new ones;
-  // passivated ones must be loaded again, about as slow as creating them.
-  const guess = evictByIdle ? created.perSec : created.perSec * 3;
-  let windowStart = t0 + (count / guess) * 1000 * SAFETY + margin;
+  // Fixed before arming starts, so the window is exactly `windowMs` wide. Arming resident
+  // actors is several times faster than creating them, so creation's duration is a safe bound;
+  // actors evicted by idleness must be loaded again, about as slow as creating them (x1.5).
+  const windowStart = t0 + created.ms * (evictByIdle ? 1.5 : 1) + margin;
   const dueByKey = new Map<string, number>();
-  let projected = false;
-  const armed = await forEach(count, order, async (i, done) => {
+  const armed = await forEach(count, order, async (i) => {
     const key = `r${i}`;
     const delayMs = Math.max(0, Math.round(windowStart + (i / count) * windowMs - Date.now()));
     dueByKey.set(key, Date.now() + delayMs); // approximate; the stored due_at is used when present
     await system.send('reminder', key, { type: 'arm', delayMs });
-    // Projected once, from the rate of the first 1% (at least 500): moving the start later would
-    // widen the window past its length.
-    if (!projected && done >= Math.max(500, count / 100)) {
-      projected = true;
-      windowStart = Math.max(windowStart, Date.now() + ((count - done) / (done / (Date.now() - t0))) * SAFETY + margin);
-    }
   });
   await system.settled();
   const end = Date.now();

@@ -1,0 +1,287 @@
+import type { Db } from '../storage/db.ts';
+import { Activation } from './activation.ts';
+import type { Clock } from './clock.ts';
+import type { Committer, TransitionRecord } from './committer.ts';
+import { Entry, type StepResult } from './entry.ts';
+import { errInfo, PayloadTooLargeError, RuntimeError, UnavailableError } from './errors.ts';
+import { redact } from './redact.ts';
+import * as store from './store.ts';
+import type { RuntimeLogger, RuntimeStats } from './system.ts';
+import type { ActorView, ResolvedActorType } from './types.ts';
+
+const RETRY_MS = 1000;
+
+export interface ResidentsOptions {
+  db: Db;
+  clock: Clock;
+  log: RuntimeLogger;
+  committer: Committer;
+  types: ReadonlyMap<string, ResolvedActorType>;
+  stats: RuntimeStats;
+  stopping(): boolean;
+}
+
+/**
+ * The actors this process holds: loading and activating them, processing each one's inbox one
+ * event at a time, saving what each step did, and letting them go when idle or broken.
+ */
+export class Residents {
+  readonly entries = new Map<string, Entry>();
+  readonly loading = new Map<string, Promise<Entry>>();
+  /** Batched loads of actors being woken by the timer wheel. */
+  waking = 0;
+
+  constructor(private readonly o: ResidentsOptions) {}
+
+  /** True while an actor is being loaded, woken, processed or saved. */
+  get busy(): boolean {
+    return (
+      this.loading.size > 0 ||
+      this.waking > 0 ||
+      [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves || e.inflightAppends)
+    );
+  }
+
+  isResident(type: string, key: string): boolean {
+    return !!this.entries.get(`${type}/${key}`)?.activation;
+  }
+
+  stopAll(): void {
+    for (const entry of this.entries.values()) entry.activation?.stop();
+    this.entries.clear();
+  }
+
+  /** Number of actors held in memory (resident) and of those with a live XState actor. */
+  get count(): { entries: number; activations: number } {
+    let activations = 0;
+    for (const e of this.entries.values()) if (e.activation) activations++;
+    return { entries: this.entries.size, activations };
+  }
+
+  /** Waits until nothing is being processed or saved (tests, shutdown). */
+  async idleDrains(): Promise<void> {
+    for (let i = 0; i < 10_000; i++) {
+      const busy = [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves);
+      if (!busy) return;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  async entry(def: ResolvedActorType, key: string): Promise<Entry> {
+    const id = `${def.name}/${key}`;
+    const existing = this.entries.get(id);
+    if (existing) return existing;
+    let loading = this.loading.get(id);
+    if (!loading) {
+      loading = (async () => {
+        const row = await store.loadActor(this.o.db, def.name, key);
+        const entry = new Entry(def, key, this.o.clock.now());
+        entry.preloaded = null;
+        if (row) {
+          entry.exists = true;
+          entry.lastSeq = row.last_seq;
+          entry.processedSeq = entry.appliedSeq = row.processed_seq;
+          entry.epoch = row.owner_epoch;
+          entry.preloaded = row;
+        }
+        this.entries.set(id, entry);
+        return entry;
+      })().finally(() => this.loading.delete(id));
+      this.loading.set(id, loading);
+    }
+    return loading;
+  }
+
+  /** Activates evicted actors whose timers fall due, loading them in one round trip. */
+  async wakeMany(type: string, keys: string[]): Promise<void> {
+    const def = this.o.types.get(type);
+    if (!def || this.o.stopping()) return;
+    const missing = keys.filter((k) => !this.entries.has(`${type}/${k}`) && !this.loading.has(`${type}/${k}`));
+    if (missing.length) {
+      this.waking++;
+      const rows = await store.loadActors(this.o.db, type, missing).finally(() => this.waking--);
+      for (const [key, row] of rows) {
+        const id = `${type}/${key}`;
+        if (this.entries.has(id) || this.loading.has(id)) continue;
+        const entry = new Entry(def, key, this.o.clock.now());
+        entry.exists = true;
+        entry.lastSeq = row.last_seq;
+        entry.processedSeq = entry.appliedSeq = row.processed_seq;
+        entry.epoch = row.owner_epoch;
+        entry.preloaded = row;
+        this.entries.set(id, entry);
+      }
+    }
+    await Promise.all(keys.map((k) => this.wake(type, k)));
+  }
+
+  /** Activates an actor (a timer of an evicted actor fell due, or recovery after a crash). */
+  async wake(type: string, key: string): Promise<void> {
+    const def = this.o.types.get(type);
+    if (!def || this.o.stopping()) return;
+    const entry = await this.entry(def, key);
+    entry.lastActive = this.o.clock.now();
+    if (!entry.activation) this.drain(entry, true);
+  }
+
+  /** Processes the entry's inbox, one event at a time, activating it first if needed. */
+  drain(entry: Entry, activate = false): void {
+    if (entry.draining || (!entry.inbox.length && !activate)) return;
+    entry.draining = true;
+    let failed = false;
+    void this.drainLoop(entry)
+      .catch((err) => {
+        failed = true;
+        this.o.log.error({ actor: entry.id, err: errInfo(err) }, 'actor processing failed; retrying');
+      })
+      .finally(() => {
+        entry.draining = false;
+        if (this.entries.get(entry.id) !== entry || this.o.stopping()) return;
+        // Storage trouble: try again in a second rather than spin.
+        if (failed) this.o.clock.setTimeout(() => this.drain(entry, !entry.activation), RETRY_MS);
+        else if (entry.inbox.length) this.drain(entry);
+      });
+  }
+
+  private async drainLoop(entry: Entry): Promise<void> {
+    if (!entry.activation) await this.activate(entry);
+    const act = entry.activation!;
+    const transitions: TransitionRecord[] = [];
+    // The snapshot JSON just checked against the bound, while it is still the current state.
+    let current: string | undefined;
+    while (entry.inbox.length) {
+      const { seq, event } = entry.inbox.shift()!;
+      if (seq <= entry.appliedSeq) continue;
+      transitions.push(...act.takeSpontaneous());
+      const out = act.step(event);
+      current = undefined;
+      let error: Error | undefined;
+      let accepted = out.accepted;
+      let to = out.to;
+      if (accepted) {
+        const json = JSON.stringify(act.persisted());
+        if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
+          error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
+          this.revert(entry);
+          accepted = false;
+          to = out.from;
+        } else {
+          entry.lastGoodJson = current = json;
+        }
+      }
+      entry.appliedSeq = seq;
+      this.o.stats.processed++;
+      if (!accepted) this.o.stats.notAccepted++;
+      transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.o.clock.now() });
+      if (entry.wants(seq)) {
+        const result: StepResult = { accepted, state: to, view: this.liveView(entry) };
+        if (error) result.error = error;
+        entry.processed(seq, result);
+      }
+    }
+    this.save(entry, transitions, current);
+  }
+
+  private async activate(entry: Entry): Promise<void> {
+    const { name } = entry.def;
+    // Only this entry's activation writes the row, so the row read when the entry was made is
+    // still current; events appended since are in the inbox.
+    // A new actor has nothing stored but what this process appended, which is in the inbox.
+    const row = entry.preloaded === undefined ? await store.loadActor(this.o.db, name, entry.key) : (entry.preloaded ?? undefined);
+    entry.preloaded = undefined;
+    const timers = row?.timers ?? [];
+    if (row) {
+      entry.exists = true;
+      entry.processedSeq = entry.appliedSeq = row.processed_seq;
+      entry.lastSeq = Math.max(entry.lastSeq, row.last_seq);
+      entry.epoch = row.owner_epoch;
+      // Journal events a previous process stored but never processed.
+      if (row.last_seq > row.processed_seq) {
+        for (const e of await store.loadTail(this.o.db, name, entry.key, row.processed_seq)) entry.enqueue(e.seq, e.event);
+      }
+    }
+    const persisted = row?.snapshot ?? undefined;
+    entry.activation = new Activation(entry.def, entry.key, this.o.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.lastGoodJson = persisted ? JSON.stringify(persisted) : undefined;
+    this.o.stats.activations++;
+  }
+
+  /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
+  private revert(entry: Entry): void {
+    const timers = entry.activation!.timers();
+    entry.activation!.stop();
+    const persisted = entry.lastGoodJson ? JSON.parse(entry.lastGoodJson) : undefined;
+    entry.activation = new Activation(entry.def, entry.key, this.o.clock, persisted, timers, () => this.onSpontaneous(entry));
+    entry.activation.takeSpontaneous();
+  }
+
+  private onSpontaneous(entry: Entry): void {
+    this.o.stats.spontaneous++;
+    if (entry.activation && !entry.draining && this.entries.get(entry.id) === entry) this.save(entry, []);
+  }
+
+  private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
+    const act = entry.activation;
+    if (!act) return;
+    const spontaneous = act.takeSpontaneous();
+    transitions.push(...spontaneous);
+    const seq = entry.appliedSeq;
+    const timers = act.timersIfChanged();
+    if (!transitions.length && timers === undefined && seq === entry.processedSeq) return;
+    entry.pendingSaves++;
+    entry.lastActive = this.o.clock.now();
+    const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
+    // What is saved is the state to go back to if a later step outgrows the bound.
+    entry.lastGoodJson = json;
+    this.o.committer
+      .save({
+        type: entry.def.name,
+        key: entry.key,
+        epoch: entry.epoch,
+        snapshotJson: json,
+        state: act.state,
+        status: act.snapshot.status,
+        processedSeq: seq,
+        effectsInFlight: act.busy,
+        transitions,
+        timers,
+      })
+      .then(
+        () => entry.committed(seq),
+        (err) => {
+          // Memory is ahead of storage now: drop the activation; the journal tail replays.
+          this.o.stats.saveFailures++;
+          this.o.log.error({ actor: entry.id, err: errInfo(err) }, 'state save failed; actor will reload');
+          entry.failAll(err instanceof RuntimeError ? err : new UnavailableError('state could not be saved; retry', 1000));
+          this.evict(entry);
+          // The journal still holds what was processed: reload and replay it shortly.
+          if (!this.o.stopping()) this.o.clock.setTimeout(() => void this.wake(entry.def.name, entry.key), RETRY_MS);
+        },
+      )
+      .finally(() => entry.pendingSaves--);
+  }
+
+  liveView(entry: Entry): ActorView {
+    const act = entry.activation!;
+    const snap = act.snapshot;
+    return {
+      type: entry.def.name,
+      key: entry.key,
+      state: act.state,
+      value: snap.value,
+      status: snap.status,
+      context: redact(snap.context, entry.def.sensitive),
+      processedSeq: entry.appliedSeq,
+      lastSeq: entry.lastSeq,
+      resident: true,
+      timers: act.timers().map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
+    };
+  }
+
+  evict(entry: Entry): void {
+    if (entry.activation) this.o.stats.passivations++;
+    entry.activation?.stop();
+    entry.activation = undefined;
+    if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+  }
+}
