@@ -432,7 +432,7 @@ function idleSampler(sim: InsurerSimulator, scheduler: object, everyMs = 5) {
     let what = SENDABLE;
     if (sim.stats.inFlight > 0) what = BUSY;
     else if (queue.length === 0) what = EMPTY;
-    else if (queue.every((q: { strict?: boolean; notBefore?: number }) => q.strict && (q.notBefore ?? 0) > now)) what = STRICT;
+    else if (queue.every((q: { holdUntil?: number }) => (q.holdUntil ?? 0) > now)) what = STRICT;
     // A pending wake means the scheduler's loop is in one of its sleeps.
     else if ((scheduler as { wake?: unknown }).wake) what = ASLEEP;
     samples.push({ t, what, queued: queue.length });

@@ -55,6 +55,11 @@ export async function createRun(sql: Sql, run: { id: string; insurerId: string; 
   return { created: false, active: existing };
 }
 
+/** Removes a run that nothing was done for yet (no request made, nothing listed). */
+export async function deleteUnstartedRun(sql: Sql, runId: string): Promise<void> {
+  await sql.query(`DELETE FROM insurer_runs WHERE id = $1 AND requests_made = 0 AND listed = 0 AND scheduled = 0`, [runId]);
+}
+
 export async function getRun(sql: Sql, runId: string): Promise<RunRow | undefined> {
   const { rows } = await sql.query('SELECT * FROM insurer_runs WHERE id = $1', [runId]);
   return rows[0] ? toRun(rows[0]) : undefined;

@@ -55,6 +55,30 @@ export async function scheduleSyncs(sql: Sql, syncs: NewSync[], now: number): Pr
   return rows.length;
 }
 
+/**
+ * Records an interactive sync of a stored patient, in one statement: false (nothing written)
+ * when the insurer has no such patient.
+ */
+export async function scheduleInteractive(sql: Sql, sync: { id: string; insurerId: string; patientId: string; requestedBy: string }, now: number): Promise<boolean> {
+  const { rowCount } = await sql.query(
+    `INSERT INTO patient_syncs (id, insurer_id, patient_id, run_id, kind, status, requested_by, created_at, updated_at)
+     SELECT $1, $2, $3, NULL, 'interactive', 'scheduled', $4, $5, $5
+      WHERE EXISTS (SELECT 1 FROM insurer_patients WHERE insurer_id = $2 AND patient_id = $3)
+     ON CONFLICT (id) DO NOTHING`,
+    [sync.id, sync.insurerId, sync.patientId, sync.requestedBy, now],
+  );
+  return rowCount === 1;
+}
+
+/** Interactive syncs still scheduled (their event may not have reached the actor before a crash). */
+export async function scheduledInteractive(sql: Sql, insurerId: string): Promise<{ id: string; patientId: string }[]> {
+  const { rows } = await sql.query<{ id: string; patient_id: string }>(
+    `SELECT id, patient_id FROM patient_syncs WHERE insurer_id = $1 AND kind = 'interactive' AND status = 'scheduled' ORDER BY created_at`,
+    [insurerId],
+  );
+  return rows.map((r) => ({ id: r.id, patientId: r.patient_id }));
+}
+
 const delta = (col: SyncStatus) => `${col} = ${col} + (CASE WHEN $2 = '${col}' THEN m.n ELSE 0 END) - m.from_${col}`;
 const fromCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE prev = '${col}') AS from_${col}`).join(', ');
 

@@ -100,7 +100,7 @@ describe('line scheduler', () => {
     // A first request, then one held by a Retry-After of 60 s: the loop lets the line go and sleeps.
     const letRelease = mem.hold('release');
     const first = s.run('bulk', 'a', req('a'));
-    const strict = s.run('bulk', 'b', req('b'), { notBefore: clock.now() + 60_000, strict: true });
+    const strict = s.run('bulk', 'b', req('b'), { holdUntil: clock.now() + 60_000 });
     await first;
     await settle();
     expect(mem.calls.at(-1)).toBe('release');
@@ -127,7 +127,7 @@ describe('line scheduler', () => {
       sent.push('a');
       await d.promise;
     });
-    const strict = s.run('bulk', 'b', async () => void sent.push('b'), { notBefore: clock.now() + 1_000, strict: true });
+    const strict = s.run('bulk', 'b', async () => void sent.push('b'), { holdUntil: clock.now() + 1_000 });
     await settle();
     d.resolve();
     await one;
@@ -140,5 +140,41 @@ describe('line scheduler', () => {
     await clock.advance(1);
     await strict;
     expect(sent).toEqual(['a', 'c', 'b']);
+  });
+
+  it('lets other work use the line while a retry backs off, and sends the retry early when nothing else can go', async () => {
+    const clock = new ManualClock(1_000_000);
+    const mem = memoryLine();
+    const s = make(mem.line, clock);
+    const sent: string[] = [];
+    const gate = deferred();
+    // Holds the line while the rest is queued, so the order is decided by the scheduler alone.
+    const first = s.run('bulk', 'first', async () => {
+      await gate.promise;
+      sent.push('first');
+    });
+    await settle();
+    const retry = s.run('listing', 'page', async () => void sent.push('page'), { notBefore: clock.now() + 5_000 });
+    const others = ['x', 'y'].map((n) => s.run('bulk', n, async () => void sent.push(n)));
+    gate.resolve();
+    await Promise.all([first, retry, ...others]);
+    // The listing outranks bulk, but backs off while bulk can go; then it goes at once.
+    expect(sent).toEqual(['first', 'x', 'y', 'page']);
+    expect(clock.now()).toBe(1_000_000);
+  });
+
+  it('holds a request for the Retry-After the insurer named, and no longer than that while the line is idle', async () => {
+    const clock = new ManualClock(1_000_000);
+    const mem = memoryLine();
+    const s = make(mem.line, clock);
+    const sent: string[] = [];
+    const held = s.run('bulk', 'held', async () => void sent.push('held'), { notBefore: clock.now() + 5_000, holdUntil: clock.now() + 1_000 });
+    await settle();
+    await clock.advance(999);
+    expect(sent).toEqual([]);
+    await clock.advance(1);
+    await held;
+    expect(sent).toEqual(['held']);
+    expect(clock.now()).toBe(1_001_000);
   });
 });

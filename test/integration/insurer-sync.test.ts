@@ -118,6 +118,21 @@ describe('insurer patient sync (simulator at 80% failures)', () => {
     await until(() => progressOf(h), finished, 120_000);
   }, 240_000);
 
+  it('starts one run for two concurrent sync calls; the other answers 409 naming it, and the run is recorded before the answer', async () => {
+    h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 2 });
+    const answers = await Promise.all([0, 1, 2].map(() => h.req('/insurers/KK01/sync', { method: 'POST' })));
+    const bodies = (await Promise.all(answers.map((r) => r.json()))) as any[];
+    const started = answers.flatMap((r, i) => (r.status === 202 ? [bodies[i]] : []));
+    expect(started).toHaveLength(1);
+    const runId = started[0].runId;
+    for (const [i, r] of answers.entries()) if (r.status !== 202) expect([r.status, bodies[i].runId]).toEqual([409, runId]);
+    const row = await h.t.db.query('SELECT state FROM insurer_runs WHERE id = $1', [runId]);
+    expect(row.rows).toHaveLength(1);
+    const p = await until(() => progressOf(h), finished, 60_000);
+    expect(p).toMatchObject({ runId, state: 'completed' });
+    expect((await h.t.db.query('SELECT count(*)::int AS n FROM insurer_runs')).rows[0].n).toBe(1);
+  }, 120_000);
+
   it('validates input and audits every read of patient data', async () => {
     h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 1 });
     expect((await h.req('/insurers/NOPE/sync')).status).toBe(404);

@@ -1,6 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { fromPromise } from 'xstate';
 import type { InsurerClient } from '../../../integrations/insurer/client.ts';
+
+type PatientPageOf<C extends InsurerClient> = Awaited<ReturnType<C['listPatients']>>;
 import { GoneError, RetryableError } from '../../../integrations/insurer/errors.ts';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
@@ -34,6 +36,8 @@ export interface EffectDeps {
   maxAttempts?: number;
   /** Back-off of a failed request: base and cap, ms (full jitter between half and all). */
   backoff?: { baseMs: number; capMs: number };
+  /** Bulk sync writes (patient data with its audit records, run counters) at once, per process. */
+  bulkWriters?: number;
 }
 
 const systemCtx = (actor: string, reason: string) => ({ principal: actor, role: 'system', reason });
@@ -45,6 +49,29 @@ export function backoffMs(attempt: number, { baseMs, capMs }: { baseMs: number; 
   return Math.max(jittered, retryAfterMs ?? 0);
 }
 
+/**
+ * At most `max` of the calls given to it at once; the rest wait in order, in memory. Bulk
+ * writes go through one, so they wait here rather than on a pooled connection blocked on the
+ * audit lock or the run's counters: the pool stays free for everyone else (the single-patient
+ * route, the runtime's journal), and the audit guarantee is unchanged.
+ */
+export function limiter(max: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async function limited<T>(fn: () => Promise<T>): Promise<T> {
+    if (active < max) active++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next waiter, if any.
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
 /** The IO behind the insurer machines, provided at registration. */
 export function createInsurerEffects(deps: EffectDeps) {
   const { db, system, clock, patients, logger } = deps;
@@ -52,6 +79,7 @@ export function createInsurerEffects(deps: EffectDeps) {
   const maxAttempts = deps.maxAttempts ?? 100;
   const backoff = deps.backoff ?? { baseMs: 50, capMs: 5_000 };
   const sleep = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
+  const bulkWrites = limiter(deps.bulkWriters ?? 3);
 
   /**
    * One patient's care records: retried through the line until done, gone or given up. The
@@ -63,9 +91,11 @@ export function createInsurerEffects(deps: EffectDeps) {
     const cancelled = (): AttemptOutput => ({ outcome: 'failed', error: 'superseded' });
     const { client, line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer-patient/${insurerId}:${patientId}`, syncIds[0] ?? 'sync');
-    await moveSyncs(db, syncIds, 'running', { now: clock.now() });
+    // Someone waits for an interactive sync: its writes skip the bulk queue.
+    const write = kind === 'interactive' ? <T>(fn: () => Promise<T>) => fn() : bulkWrites;
+    await write(() => moveSyncs(db, syncIds, 'running', { now: clock.now() }));
     let notBefore = 0;
-    let strict = false;
+    let holdUntil = 0;
     // Failed requests not yet written: written on the first failure, then at most once a
     // second, and with the outcome, so a patient's retries cost the database little.
     let unwritten = 0;
@@ -74,7 +104,7 @@ export function createInsurerEffects(deps: EffectDeps) {
       let records: { id: string }[] = [];
       let failure: unknown;
       try {
-        records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, strict, signal });
+        records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, holdUntil, signal });
       } catch (err) {
         failure = err;
       }
@@ -84,32 +114,36 @@ export function createInsurerEffects(deps: EffectDeps) {
       // Storage errors below are not the insurer's: they reject, and the actor tries again later.
       // Locks are taken in one order everywhere (audit log, then run counters) so writers never deadlock.
       if (failure === undefined) {
-        await db.tx(async (tx) => {
-          await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
-          await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten });
-        });
+        await write(() =>
+          db.tx(async (tx) => {
+            await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
+            await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten });
+          }),
+        );
         return { outcome: 'done' };
       }
       if (failure instanceof GoneError) {
         // No longer insured: undo what we hold for them, and do not retry.
-        await db.tx(async (tx) => {
-          await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
-          await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten, error: 'patient no longer insured (410)' });
-        });
+        await write(() =>
+          db.tx(async (tx) => {
+            await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
+            await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten, error: 'patient no longer insured (410)' });
+          }),
+        );
         return { outcome: 'gone' };
       }
       unwritten++;
       const message = failure instanceof Error ? failure.message : 'request failed';
       if (!(failure instanceof RetryableError) || n >= maxAttempts) {
-        await moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message });
+        await write(() => moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message }));
         return { outcome: 'failed', error: message };
       }
       if (n === 1 || clock.now() - lastWrite >= 1_000) {
-        await moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message });
+        await write(() => moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message }));
         unwritten = 0;
         lastWrite = clock.now();
       }
-      strict = failure.retryAfterMs !== undefined;
+      holdUntil = failure.retryAfterMs !== undefined ? clock.now() + failure.retryAfterMs : 0;
       notBefore = clock.now() + backoffMs(n, backoff, failure.retryAfterMs);
     }
   }
@@ -126,48 +160,127 @@ export function createInsurerEffects(deps: EffectDeps) {
     if (!created && active.id !== input.runId) throw new Error('another run is in progress');
   }
 
-  /** Pages through the list from the stored cursor; each page's new patients get their syncs. */
-  async function listPatients({ input }: { input: RunInput }): Promise<{ gaveUp: string | null }> {
+  /**
+   * Pages through the list from the stored cursor; each page's new patients get their syncs.
+   * The next page is asked for as soon as a page arrives, while that page is being stored, so
+   * the listing never waits for the database between requests (at most two pages in memory;
+   * pages are stored in order, and a restart resumes from the last stored cursor). A failed
+   * page request goes back to the line at once with its back-off: the failure is written
+   * beside it, not before it.
+   */
+  async function listPatients({ input, signal }: { input: RunInput; signal?: AbortSignal }): Promise<{ gaveUp: string | null }> {
     const { insurerId, runId } = input;
     const { client, line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer/${insurerId}`, runId);
     const run = await getRun(db, runId);
     if (!run) throw new Error('run not recorded');
-    let cursor = run.cursor;
-    let done = run.listingDone;
     await resendOpenSyncs(insurerId, runId);
-    let failures = 0;
-    let notBefore = 0;
-    let strict = false;
-    while (!done) {
-      let page;
-      try {
-        page = await line.run('listing', 'list-patients', (signal) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal }), { notBefore, strict });
-      } catch (err) {
-        if (err instanceof LineStoppedError) throw err;
-        const message = err instanceof Error ? err.message : 'request failed';
-        await countRequests(db, runId, 1, 1, message);
-        if (!(err instanceof RetryableError) || ++failures >= maxAttempts) return { gaveUp: `listing gave up: ${message}` };
-        strict = err.retryAfterMs !== undefined;
-        notBefore = clock.now() + backoffMs(failures, backoff, err.retryAfterMs);
-        continue;
+    if (run.listingDone) return { gaveUp: null };
+    // Ends a prefetch left behind when this effect ends early (storage error, actor stopped).
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const failures = failureCounter(runId);
+    const fetchPage = async (cursor: string | null): Promise<{ page: PatientPageOf<typeof client> } | { gaveUp: string }> => {
+      let failed = 0;
+      let notBefore = 0;
+      let holdUntil = 0;
+      for (;;) {
+        try {
+          const page = await line.run('listing', 'list-patients', (s) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal: s }), { notBefore, holdUntil, signal: stop.signal });
+          return { page };
+        } catch (err) {
+          if (err instanceof LineStoppedError || stop.signal.aborted) throw err;
+          const message = err instanceof Error ? err.message : 'request failed';
+          failures.add(message);
+          if (!(err instanceof RetryableError) || ++failed >= maxAttempts) return { gaveUp: `listing gave up: ${message}` };
+          holdUntil = err.retryAfterMs !== undefined ? clock.now() + err.retryAfterMs : 0;
+          notBefore = clock.now() + backoffMs(failed, backoff, err.retryAfterMs);
+        }
       }
-      failures = 0;
-      notBefore = 0;
-      const syncIds: string[] = [];
-      await db.tx(async (tx) => {
-        const fresh = await patients.storePage(tx, insurerId, runId, page.patients, page.nextCursor, ctx, clock.now());
-        const syncs = fresh.map((patientId) => ({ id: `${runId}:${patientId}`, insurerId, patientId, runId, kind: 'bulk' as const, requestedBy: `insurer/${insurerId}` }));
-        await scheduleSyncs(tx, syncs, clock.now());
-        await countRequests(tx, runId, 1, 0, null);
-        syncIds.push(...syncs.map((s) => s.id));
-      });
-      // After the commit: if this process dies first, the next listing resends them.
-      await Promise.all(syncIds.map((id) => sendSync(insurerId, id.slice(runId.length + 1), id, 'bulk')));
-      cursor = page.nextCursor;
-      done = cursor === null;
+    };
+    let fetching: Promise<Awaited<ReturnType<typeof fetchPage>>> | undefined = fetchPage(run.cursor);
+    try {
+      while (fetching) {
+        const got = await fetching;
+        fetching = undefined;
+        if ('gaveUp' in got) {
+          await failures.flush();
+          return { gaveUp: got.gaveUp };
+        }
+        const { page } = got;
+        if (page.nextCursor !== null) {
+          fetching = fetchPage(page.nextCursor);
+          fetching.catch(() => {}); // awaited on the next turn, or abandoned with the effect
+        }
+        const syncIds: string[] = [];
+        await bulkWrites(() => db.tx(async (tx) => {
+          const fresh = await patients.storePage(tx, insurerId, runId, page.patients, page.nextCursor, ctx, clock.now());
+          const syncs = fresh.map((patientId) => ({ id: `${runId}:${patientId}`, insurerId, patientId, runId, kind: 'bulk' as const, requestedBy: `insurer/${insurerId}` }));
+          await scheduleSyncs(tx, syncs, clock.now());
+          await failures.writeWith(tx, 1);
+          syncIds.push(...syncs.map((s) => s.id));
+        }));
+        // After the commit: if this process dies first, the next listing resends them.
+        await Promise.all(syncIds.map((id) => sendSync(insurerId, id.slice(runId.length + 1), id, 'bulk')));
+      }
+      return { gaveUp: null };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (fetching) stop.abort(new Error('listing ended'));
+      await failures.settled();
     }
-    return { gaveUp: null };
+  }
+
+  /**
+   * A run's failed list requests, counted as they happen: the first failure is written at once
+   * in the background, later ones at most once a second, and what is left with the next page.
+   */
+  function failureCounter(runId: string) {
+    let unwritten = 0;
+    let lastError: string | null = null;
+    let lastWrite = -Infinity;
+    let writing: Promise<void> | undefined;
+    const write = () => {
+      const n = unwritten;
+      const error = lastError;
+      unwritten = 0;
+      lastError = null;
+      lastWrite = clock.now();
+      writing = bulkWrites(() => countRequests(db, runId, n, n, error))
+        .catch((err: unknown) => {
+          // Counted again with the next write; the listing goes on.
+          unwritten += n;
+          lastError ??= error;
+          logger.warn({ run: runId, err: err instanceof Error ? err.message : String(err) }, 'could not count failed list requests');
+        })
+        .finally(() => (writing = undefined));
+    };
+    return {
+      add(message: string) {
+        unwritten++;
+        lastError = message;
+        if (!writing && clock.now() - lastWrite >= 1_000) write();
+      },
+      /** Waits for a write under way. */
+      async settled() {
+        while (writing) await writing;
+      },
+      /** Writes what is left with `made` successful requests, in the caller's transaction. */
+      async writeWith(tx: Parameters<typeof countRequests>[0], made: number) {
+        const n = unwritten;
+        await countRequests(tx, runId, made + n, n, n ? lastError : null);
+        // Failures added meanwhile stay for the next write. (A rolled-back transaction loses
+        // these few counts; the listing then starts over from the stored cursor anyway.)
+        unwritten -= n;
+        if (!unwritten) lastError = null;
+      },
+      async flush() {
+        await this.settled();
+        if (unwritten) write();
+        await this.settled();
+      },
+    };
   }
 
   function sendSync(insurerId: string, patientId: string, syncId: string, kind: 'bulk' | 'interactive') {

@@ -7,6 +7,7 @@ import { insurerMachine } from '../../../machines/insurer.ts';
 import type { FieldCipher } from '../../../storage/crypto.ts';
 import type { Db } from '../../../storage/db.ts';
 import { PatientStore } from '../../../storage/insurer/patients.ts';
+import { scheduledInteractive } from '../../../storage/insurer/syncs.ts';
 import type { Line } from '../../../storage/line/types.ts';
 import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
 import { LineScheduler } from './scheduler.ts';
@@ -93,15 +94,37 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     idleTimeoutMs: 30_000,
   });
 
+  let stopping = false;
+  /**
+   * Hands a recorded interactive sync to its patient's actor, in the background: the route has
+   * answered once the sync is stored. Retried while the runtime can't take the event; a sync
+   * still `scheduled` at start-up is handed over again (same idempotency key, so never twice).
+   */
+  function dispatch(insurerId: string, patientId: string, syncId: string, attempt = 1): void {
+    effects.sendSync(insurerId, patientId, syncId, 'interactive').catch((err: unknown) => {
+      if (stopping) return;
+      if (attempt >= 60) {
+        o.logger.error({ insurer: insurerId, sync: syncId, err: (err as Error).message }, 'could not hand a single-patient sync to its actor; it is sent again at the next start');
+        return;
+      }
+      o.clock.setTimeout(() => dispatch(insurerId, patientId, syncId, attempt + 1), 1_000);
+    });
+  }
+
   return {
     handles,
     patients,
     sendSync: effects.sendSync,
-    /** Brings each configured insurer's supervisor to life (its daily timer needs it). */
+    dispatch,
+    /** Brings each configured insurer's supervisor to life (its daily timer needs it), and hands over interactive syncs left scheduled. */
     async start(): Promise<void> {
-      for (const id of handles.keys()) await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
+      for (const id of handles.keys()) {
+        await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
+        for (const s of await scheduledInteractive(o.db, id)) dispatch(id, s.patientId, s.id);
+      }
     },
     async stop(): Promise<void> {
+      stopping = true;
       await Promise.all([...handles.values()].map((h) => h.line.stop()));
     },
   };

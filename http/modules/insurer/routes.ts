@@ -6,8 +6,8 @@ import type { ActorSystem } from '../../../actors/system.ts';
 import type { Clock } from '../../../actors/clock.ts';
 import { auditTrail } from '../../../storage/audit.ts';
 import type { Db } from '../../../storage/db.ts';
-import { activeRun } from '../../../storage/insurer/runs.ts';
-import { getSync, scheduleSyncs } from '../../../storage/insurer/syncs.ts';
+import { activeRun, createRun, deleteUnstartedRun } from '../../../storage/insurer/runs.ts';
+import { getSync, scheduleInteractive } from '../../../storage/insurer/syncs.ts';
 import type { Line } from '../../../storage/line/types.ts';
 import { requireRole, type AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
@@ -53,15 +53,21 @@ export function insurerRoutes({ db, system, clock, line, module }: InsurerRouteD
 
   app.post('/insurers/:id/sync', async (c) => {
     const { settings } = insurer(c);
-    const running = await activeRun(db, settings.id);
-    if (running) throw new ProblemError(409, `a sync is already running for ${settings.id}`, 'id', { runId: running.id });
+    // The run is recorded first: the database admits one active run per insurer, so of two
+    // concurrent calls exactly one records its run, and the other answers 409 naming it.
     const runId = `run_${randomUUID()}`;
+    const { created, active } = await createRun(db, { id: runId, insurerId: settings.id, trigger: 'manual', now: clock.now() });
+    if (!created) throw new ProblemError(409, `a sync is already running for ${settings.id}`, 'id', { runId: active.id });
     try {
-      await system.sendAndWait('insurer', settings.id, { type: 'sync', runId, trigger: 'manual' });
+      await system.sendAndWait('insurer', settings.id, { type: 'sync', runId, trigger: 'manual' }, { idempotencyKey: runId });
     } catch (err) {
+      // Withdrawn while nothing was done for it, so it blocks no later sync. (Should the event
+      // have been stored after all, the supervisor records the run again when it starts it.)
+      await deleteUnstartedRun(db, runId);
       if (!(err instanceof NotAcceptedError)) throw err;
-      const active = await activeRun(db, settings.id);
-      throw new ProblemError(409, `a sync is already running for ${settings.id}`, 'id', { runId: active?.id ?? null });
+      // The supervisor was already starting another run (the daily one) whose row was not written yet.
+      const other = await activeRun(db, settings.id);
+      throw new ProblemError(409, `a sync is already running for ${settings.id}`, 'id', { runId: other?.id ?? null });
     }
     return c.json({ runId, state: 'listing' }, 202);
   });
@@ -90,11 +96,13 @@ export function insurerRoutes({ db, system, clock, line, module }: InsurerRouteD
   app.post('/insurers/:id/patients/:patientId/sync', async (c) => {
     const { settings } = insurer(c);
     const pid = patientId(c);
-    const known = await db.query('SELECT 1 FROM insurer_patients WHERE insurer_id = $1 AND patient_id = $2', [settings.id, pid]);
-    if (!known.rowCount) throw new ProblemError(404, `no patient with that id is stored for ${settings.id}; run a full sync first`, 'patientId');
     const syncId = `sync_${randomUUID()}`;
-    await scheduleSyncs(db, [{ id: syncId, insurerId: settings.id, patientId: pid, runId: null, kind: 'interactive', requestedBy: c.get('principal').subject }], clock.now());
-    await module.sendSync(settings.id, pid, syncId, 'interactive');
+    // One statement: the patient must be stored, and the scheduled sync is then recorded.
+    const scheduled = await scheduleInteractive(db, { id: syncId, insurerId: settings.id, patientId: pid, requestedBy: c.get('principal').subject }, clock.now());
+    if (!scheduled) throw new ProblemError(404, `no patient with that id is stored for ${settings.id}; run a full sync first`, 'patientId');
+    // Stored, so it is answered: the actor gets the sync in the background, not behind the
+    // journal writes of a bulk run (and again at start-up should this process die first).
+    module.dispatch(settings.id, pid, syncId);
     return c.json({ syncId, status: 'scheduled' }, 202);
   });
 

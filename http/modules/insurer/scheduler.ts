@@ -10,9 +10,10 @@ interface Waiter<T = unknown> {
   id: string;
   kind: Priority;
   what: string;
+  /** Our back-off: due from then, and sent earlier only when nothing else can go. */
   notBefore: number;
-  /** The insurer named the wait (Retry-After): never sent early. */
-  strict: boolean;
+  /** The wait the insurer named (Retry-After): never sent before it, whatever else waits. */
+  holdUntil: number;
   seq: number;
   fn: (signal: AbortSignal) => Promise<T>;
   resolve(v: T): void;
@@ -41,8 +42,8 @@ export class LineStoppedError extends Error {}
  * other process, refused while paused). Interactive requests go before bulk ones. A retry
  * backing off (`notBefore`) waits while others can use the line; when nothing else is
  * eligible, the earliest such retry goes at once: the insurer sees one request either way, and
- * an idle line helps nobody. A wait the insurer named itself (429 Retry-After, `strict`) is
- * always honoured.
+ * an idle line helps nobody. A wait the insurer named itself (429 Retry-After, `holdUntil`) is
+ * always honoured, but only for as long as it named: the rest of a longer back-off may go early.
  */
 export class LineScheduler {
   private readonly queue: Waiter[] = [];
@@ -72,7 +73,7 @@ export class LineScheduler {
     kind: Priority,
     what: string,
     fn: (signal: AbortSignal) => Promise<T>,
-    { notBefore = 0, strict = false, signal }: { notBefore?: number; strict?: boolean; signal?: AbortSignal } = {},
+    { notBefore = 0, holdUntil = 0, signal }: { notBefore?: number; holdUntil?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     if (this.stopped) return Promise.reject(new LineStoppedError('line stopped'));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -90,8 +91,8 @@ export class LineScheduler {
         id: randomUUID(),
         kind,
         what,
-        notBefore,
-        strict,
+        notBefore: Math.max(notBefore, holdUntil),
+        holdUntil,
         seq: this.seq++,
         fn,
         resolve: (v: T) => (done(), resolve(v)),
@@ -127,22 +128,22 @@ export class LineScheduler {
 
   /**
    * The next request: eligible by rank, oldest first within a rank; failing that the
-   * soonest retry that may go early; `wait` when only strict waits remain.
+   * soonest retry that may go early; `wait` when every waiter is held by a Retry-After.
    */
   private pick(now: number): Waiter | { wait: number } {
     let best: Waiter | undefined;
     let early: Waiter | undefined;
-    let strictAt = Infinity;
+    let heldUntil = Infinity;
     for (const w of this.queue) {
       if (w.notBefore <= now) {
         if (!best || (w.kind !== best.kind ? RANK[w.kind] < RANK[best.kind] : w.seq < best.seq)) best = w;
-      } else if (w.strict) {
-        strictAt = Math.min(strictAt, w.notBefore);
+      } else if (w.holdUntil > now) {
+        heldUntil = Math.min(heldUntil, w.holdUntil);
       } else if (!early || (w.kind !== early.kind ? RANK[w.kind] < RANK[early.kind] : w.notBefore < early.notBefore)) {
         early = w;
       }
     }
-    return best ?? early ?? { wait: strictAt - now };
+    return best ?? early ?? { wait: heldUntil - now };
   }
 
   /**
