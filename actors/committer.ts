@@ -10,16 +10,14 @@ export interface AppendOp {
   eventJson: string;
   idempotencyKey: string | undefined;
   receivedAt: number;
-  /** The actor has no row yet. */
-  create: boolean;
-  /** Hands out the actor's next seq (called only for an event that is not a resend). */
-  allocate(): number;
-  /** Takes back a seq handed out in a batch that did not commit. */
-  release(): void;
 }
 
-/** `seq` is the journal seq of the event: the original one when the key was seen before. */
-export type AppendOutcome = { seq: number; duplicate: boolean };
+/**
+ * `seq` is the journal seq of the event (the original one when the key was seen before);
+ * `owner` the node that owns the actor, and `ownerAlive` whether that node is alive (so an
+ * event for an actor of another live node is that node's to process).
+ */
+export type AppendOutcome = { seq: number; duplicate: boolean; owner: string | null; ownerAlive: boolean };
 
 export interface TransitionRecord {
   seq: number | null;
@@ -72,6 +70,8 @@ export class Committer {
 
   constructor(
     private readonly db: Db,
+    /** This node: it owns the actors it creates. */
+    private readonly node: string,
     private readonly opts: { maxBatch?: number; concurrency?: number } = {},
   ) {}
 
@@ -116,7 +116,10 @@ export class Committer {
     const concurrency = this.opts.concurrency ?? 3;
     while (this.inFlight.size < concurrency) {
       const appends = take(this.appends, (w) => actorId(w.op), this.appending, this.opts.maxBatch ?? 2000);
-      const saves = take(this.saves, (w) => actorId(w.op), this.saving, this.opts.maxBatch ?? 2000);
+      // An actor's row is written by its appends (seq counter) and by its save (state); one
+      // statement must not write a row twice, so its save waits for another batch.
+      const appending = new Set(appends.map((w) => actorId(w.op)));
+      const saves = take(this.saves, (w) => actorId(w.op), this.saving, this.opts.maxBatch ?? 2000, appending);
       if (!appends.length && !saves.length) return;
       const flush: Promise<void> = this.flush(appends, saves).finally(() => {
         this.inFlight.delete(flush);
@@ -129,29 +132,36 @@ export class Committer {
   }
 
   private async flush(appends: Waiting<AppendOp, AppendOutcome>[], saves: Waiting<SaveOp, void>[]): Promise<void> {
-    // Appends that were handed a seq in this attempt (their seqs go back if it fails).
-    const allocated: Waiting<AppendOp, AppendOutcome>[] = [];
     let outcomes: AppendOutcome[];
     try {
       // No other transaction of this committer touches these actors, so reading their
       // idempotency keys before the write is as good as reading them inside it.
       const earlier = await earlierSends(this.db, appends.map((a) => a.op));
-      const fresh: (AppendOp & { seq: number })[] = [];
-      outcomes = appends.map(({ op }, i) => {
+      // Only events that are really new get a seq, so seqs stay dense. A key sent twice in
+      // this batch is answered with the seq its first send gets.
+      const fresh: AppendOp[] = [];
+      const firstInBatch = new Map<string, number>();
+      const plan = appends.map(({ op }) => {
         const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
         const seen = id === undefined ? undefined : earlier.get(id);
-        if (seen !== undefined) return { seq: seen, duplicate: true };
-        // Seqs are handed out only to events that are really new, so they stay dense.
-        allocated.push(appends[i]!);
-        const seq = op.allocate();
-        if (id !== undefined) earlier.set(id, seq);
-        fresh.push({ ...op, seq });
-        return { seq, duplicate: false };
+        if (seen !== undefined) return { seq: seen };
+        const inBatch = id === undefined ? undefined : firstInBatch.get(id);
+        if (inBatch !== undefined) return { sameAs: inBatch };
+        fresh.push(op);
+        if (id !== undefined) firstInBatch.set(id, fresh.length - 1);
+        return { fresh: fresh.length - 1 };
       });
-      const statement = groupCommit(fresh, saves.map((s) => s.op));
-      if (statement) await this.db.query(statement.text, statement.values, statement.name);
+      const statement = groupCommit(this.node, fresh, saves.map((s) => s.op));
+      const written = statement ? (await this.db.query<CommitRow>(statement.text, statement.values, statement.name)).rows[0] : undefined;
+      const live = new Set(written?.live ?? []);
+      const rows = written?.appended ?? [];
+      outcomes = plan.map((p) => {
+        if ('seq' in p) return { seq: p.seq!, duplicate: true, owner: null, ownerAlive: false };
+        const row = rows[(p.fresh ?? p.sameAs)!]!;
+        const owner = row.owner;
+        return { seq: row.seq, duplicate: 'sameAs' in p, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
+      });
     } catch (err) {
-      for (const w of allocated) w.op.release();
       for (const w of [...appends, ...saves]) w.reject(refusal(err));
       return;
     }
@@ -163,19 +173,26 @@ export class Committer {
   }
 }
 
+/** What a group commit returns: per fresh append (in order) its seq and the actor's owner. */
+interface CommitRow {
+  appended: { seq: number; owner: string | null }[] | null;
+  /** The live nodes, when some appended actor is owned by another node. */
+  live: string[] | null;
+}
+
 const actorId = (op: { type: string; key: string }) => `${op.type}\u0000${op.key}`;
 
 /**
- * Removes from `queue` up to `max` ops of actors not in `busy`, in queue order, and marks
+ * Removes from `queue` up to `max` ops of actors not in `busy` (nor `exclude`), in queue order, and marks
  * those actors busy. An actor's ops are taken all or none, so its order is kept.
  */
-function take<T>(queue: T[], id: (item: T) => string, busy: Set<string>, max: number): T[] {
+function take<T>(queue: T[], id: (item: T) => string, busy: Set<string>, max: number, exclude?: Set<string>): T[] {
   const taken: T[] = [];
   const kept: T[] = [];
   const claimed = new Set<string>();
   for (const item of queue) {
     const k = id(item);
-    if (taken.length < max && (claimed.has(k) || !busy.has(k))) {
+    if (taken.length < max && (claimed.has(k) || (!busy.has(k) && !exclude?.has(k)))) {
       taken.push(item);
       claimed.add(k);
       busy.add(k);
@@ -214,24 +231,35 @@ function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): 
  * their transitions and timers. A single statement is its own transaction, so the batch costs
  * one round trip; it is all or nothing.
  */
-function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { name: string; text: string; values: unknown[] } | undefined {
-  const values: unknown[] = [];
+function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): { name: string; text: string; values: unknown[] } | undefined {
+  const values: unknown[] = [node];
   const ctes: string[] = [];
-  const creates = appends.filter((o) => o.create);
-  if (creates.length) {
-    ctes.push(`created AS (INSERT INTO actors (type, key)
-      SELECT * FROM ${unnest(values, [['text', creates.map((o) => o.type)], ['text', creates.map((o) => o.key)]])} ON CONFLICT DO NOTHING)`);
-  }
+  const outputs: string[] = [];
   if (appends.length) {
+    // Seqs come from the actor row, locked by the upsert until commit, so appends from several
+    // nodes to one actor queue up there and never collide; a new actor is this node's.
+    ctes.push(`input AS (SELECT * FROM ${unnest(values, [
+      ['text', appends.map((o) => o.type)],
+      ['text', appends.map((o) => o.key)],
+      ['jsonb', appends.map((o) => o.eventJson)],
+      ['text', appends.map((o) => o.idempotencyKey ?? null)],
+      ['bigint', appends.map((o) => o.receivedAt)],
+    ])} WITH ORDINALITY AS i(type, key, event, ik, received_at, n))`);
+    ctes.push(`counts AS (SELECT type, key, count(*) AS c FROM input GROUP BY type, key)`);
+    ctes.push(`bumped AS (INSERT INTO actors AS a (type, key, last_seq, owner_node) SELECT type, key, c, $1 FROM counts
+      ON CONFLICT (type, key) DO UPDATE SET last_seq = a.last_seq + excluded.last_seq
+      RETURNING a.type, a.key, a.last_seq, a.owner_node)`);
+    ctes.push(`numbered AS (SELECT i.type, i.key, i.event, i.ik, i.received_at, i.n, b.owner_node,
+        b.last_seq - c.c + row_number() OVER (PARTITION BY i.type, i.key ORDER BY i.n) AS seq
+      FROM input i JOIN counts c ON c.type = i.type AND c.key = i.key JOIN bumped b ON b.type = i.type AND b.key = i.key)`);
     ctes.push(`appended AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
-      SELECT * FROM ${unnest(values, [
-        ['text', appends.map((o) => o.type)],
-        ['text', appends.map((o) => o.key)],
-        ['bigint', appends.map((o) => o.seq)],
-        ['jsonb', appends.map((o) => o.eventJson)],
-        ['text', appends.map((o) => o.idempotencyKey ?? null)],
-        ['bigint', appends.map((o) => o.receivedAt)],
-      ])})`);
+      SELECT type, key, seq, event, ik, received_at FROM numbered)`);
+    outputs.push(`(SELECT json_agg(json_build_object('seq', seq, 'owner', owner_node) ORDER BY n) FROM numbered) AS appended`);
+    // Another node's actor: wake that node (if it is gone, the orphan scan finds the events),
+    // and say which nodes live, so the caller knows whether the event is its to process.
+    outputs.push(`(SELECT count(pg_notify('actors_' || current_schema(), type || '/' || key)) FROM bumped WHERE owner_node IS DISTINCT FROM $1) AS notified`);
+    outputs.push(`CASE WHEN EXISTS (SELECT 1 FROM bumped WHERE owner_node IS DISTINCT FROM $1)
+      THEN (SELECT array_agg(x) FROM actor_live_nodes() x) END AS live`);
   }
   // Saves of one actor are queued in processing order; the last one carries the newest state.
   const latest = new Map<string, SaveOp>();
@@ -255,7 +283,7 @@ function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { 
         ['bigint', states.map((o) => o.epoch)],
         ['bool', states.map((o) => o.effectsInFlight)],
       ])} AS v(type, key, snapshot, state, status, seq, epoch, busy)
-      WHERE a.type = v.type AND a.key = v.key AND a.owner_epoch = v.epoch RETURNING 1)`);
+      WHERE a.type = v.type AND a.key = v.key AND a.owner_node = $1 AND a.owner_epoch = v.epoch RETURNING 1)`);
   }
   const transitions = ops.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
@@ -294,11 +322,13 @@ function groupCommit(appends: (AppendOp & { seq: number })[], ops: SaveOp[]): { 
     }
   }
   if (!ctes.length) return undefined;
-  values.push(states.length);
-  const check = states.length ? `actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved))` : `$${values.length}::int`;
+  if (states.length) {
+    values.push(states.length);
+    outputs.push(`actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved)) AS refused`);
+  }
   // The text depends only on which parts are present: a few variants, each prepared once.
   const name = `group-commit:${ctes.map((c) => c.slice(0, c.indexOf(' '))).join(',')}`;
-  return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${check} AS refused`, values };
+  return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${outputs.join(', ')}`, values };
 }
 
 /** A write refused because another writer got there first, as the runtime's error. */

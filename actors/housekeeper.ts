@@ -1,7 +1,7 @@
 import type { Db } from '../storage/db.ts';
 import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
-import { dueTimers } from './store.ts';
+import { dueTimers, orphansWithBacklog } from './store.ts';
 
 const BUCKET_MS = 10;
 const WAKE_LEAD_MS = 150;
@@ -11,6 +11,8 @@ export interface HousekeeperOptions {
   clock: Clock;
   intervalMs: number;
   entries: Map<string, Entry>;
+  /** This node: only timers of actors it owns or may claim are its to fire. */
+  node: string;
   wake(type: string, keys: string[]): Promise<void>;
   evict(entry: Entry): void;
 }
@@ -18,7 +20,8 @@ export interface HousekeeperOptions {
 /**
  * The runtime's two background duties, both on the runtime clock:
  * - passivation: evict actors idle past their type's timeout (their timers stay in storage);
- * - the timer wheel: wake evicted actors whose timers fall due, at the due time.
+ * - the timer wheel: wake evicted actors whose timers fall due, at the due time;
+ * - adoption: take over actors left with unprocessed events by a node that is gone.
  */
 export class Housekeeper {
   private handle: unknown;
@@ -57,7 +60,8 @@ export class Housekeeper {
     if (this.running) this.handle = this.o.clock.setTimeout(() => this.tick(), this.o.intervalMs);
     this.passivate();
     if (this.inflight) return;
-    this.inflight = this.scheduleWakes()
+    this.inflight = Promise.all([this.scheduleWakes(), this.adoptOrphans()])
+      .then(() => {})
       .catch(() => {
         // Storage briefly unreachable: the next pass tries again.
       })
@@ -75,7 +79,7 @@ export class Housekeeper {
     const { clock } = this.o;
     // Looking two intervals ahead means a timer is never found after its due time.
     const horizon = clock.now() + 2 * this.o.intervalMs;
-    const due = await dueTimers(this.o.db, horizon, 10_000);
+    const due = await dueTimers(this.o.db, this.o.node, horizon, 10_000);
     for (const { type, key, due_at } of due) {
       const id = `${type}/${key}`;
       if (this.o.entries.get(id)?.activation) continue;
@@ -94,6 +98,13 @@ export class Housekeeper {
       }
       bucket.actors.set(id, { type, key });
     }
+  }
+
+  private async adoptOrphans(): Promise<void> {
+    const orphans = await orphansWithBacklog(this.o.db, this.o.node, 500);
+    const byType = new Map<string, string[]>();
+    for (const { type, key } of orphans) byType.set(type, [...(byType.get(type) ?? []), key]);
+    await Promise.all([...byType].map(([type, keys]) => this.o.wake(type, keys)));
   }
 
   private fire(at: number): void {

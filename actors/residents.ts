@@ -19,6 +19,8 @@ export interface ResidentsOptions {
   types: ReadonlyMap<string, ResolvedActorType>;
   stats: RuntimeStats;
   stopping(): boolean;
+  /** This node: it processes only the actors it owns, claiming those whose owner is gone. */
+  node: string;
 }
 
 /**
@@ -44,6 +46,20 @@ export class Residents {
 
   isResident(type: string, key: string): boolean {
     return !!this.entries.get(`${type}/${key}`)?.activation;
+  }
+
+  /** Drops an entry that holds nothing (made for a send to an actor another node owns). */
+  forgetIfUnused(entry: Entry): void {
+    if (!entry.activation && !entry.draining && entry.idle && this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+  }
+
+  /** Another node appended to this actor: read what it appended and process it. */
+  async pull(type: string, key: string): Promise<void> {
+    const entry = this.entries.get(`${type}/${key}`);
+    if (!entry?.activation) return this.wake(type, key);
+    const tail = await store.loadTail(this.o.db, type, key, entry.appliedSeq);
+    for (const e of tail) entry.enqueue(e.seq, e.event);
+    this.drain(entry);
   }
 
   stopAll(): void {
@@ -144,12 +160,16 @@ export class Residents {
   }
 
   private async drainLoop(entry: Entry): Promise<void> {
-    if (!entry.activation) await this.activate(entry);
+    if (!entry.activation && !(await this.activate(entry))) return;
     const act = entry.activation!;
     const transitions: TransitionRecord[] = [];
     // The snapshot JSON just checked against the bound, while it is still the current state.
     let current: string | undefined;
     while (entry.inbox.length) {
+      // Seqs are dense: a gap is an event another node appended; read it before going on.
+      if (entry.inbox[0]!.seq > entry.appliedSeq + 1) {
+        for (const e of await store.loadTail(this.o.db, entry.def.name, entry.key, entry.appliedSeq)) entry.enqueue(e.seq, e.event);
+      }
       const { seq, event } = entry.inbox.shift()!;
       if (seq <= entry.appliedSeq) continue;
       transitions.push(...act.takeSpontaneous());
@@ -182,13 +202,25 @@ export class Residents {
     this.save(entry, transitions, current);
   }
 
-  private async activate(entry: Entry): Promise<void> {
+  /** Brings the actor into memory; false when another live node owns it (the entry is dropped). */
+  private async activate(entry: Entry): Promise<boolean> {
     const { name } = entry.def;
     // Only this entry's activation writes the row, so the row read when the entry was made is
-    // still current; events appended since are in the inbox.
-    // A new actor has nothing stored but what this process appended, which is in the inbox.
-    const row = entry.preloaded === undefined ? await store.loadActor(this.o.db, name, entry.key) : (entry.preloaded ?? undefined);
+    // still current; events appended since are in the inbox. A new actor this node created has
+    // nothing stored but what it appended, which is in the inbox.
+    let row = entry.preloaded === undefined ? await store.loadActor(this.o.db, name, entry.key) : (entry.preloaded ?? undefined);
     entry.preloaded = undefined;
+    if (row && row.owner_node !== this.o.node) {
+      const claimed = await store.claimActor(this.o.db, name, entry.key, this.o.node, row.owner_epoch);
+      if (!claimed) {
+        // Its owner lives: hand over what this node had queued for it, and let it go.
+        if (entry.inbox.length) await store.notifyOwner(this.o.db, name, entry.key);
+        entry.inbox = [];
+        if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+        return false;
+      }
+      row = claimed;
+    }
     const timers = row?.timers ?? [];
     if (row) {
       entry.exists = true;
@@ -204,6 +236,7 @@ export class Residents {
     entry.activation = new Activation(entry.def, entry.key, this.o.clock, persisted, timers, () => this.onSpontaneous(entry));
     entry.lastGoodJson = persisted ? JSON.stringify(persisted) : undefined;
     this.o.stats.activations++;
+    return true;
   }
 
   /** Puts the activation back to its last good snapshot (a step grew it past the bound). */

@@ -11,14 +11,18 @@ export interface ActorRow {
   snapshot: unknown;
   processed_seq: number;
   last_seq: number;
+  /** The node that owns the actor (null: nobody yet), and the epoch of its ownership. */
+  owner_node: string | null;
   owner_epoch: number;
   updated_at: Date;
 }
 
-const ACTOR_COLUMNS = `state, status, snapshot, processed_seq, owner_epoch, updated_at,
-            coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0) AS last_seq,
+const ACTOR_COLUMNS = `state, status, snapshot, processed_seq, last_seq, owner_node, owner_epoch, updated_at,
             coalesce((SELECT json_agg(json_build_object('id', t.timer_id, 'event', t.event, 'dueAt', t.due_at) ORDER BY t.due_at)
                         FROM timers t WHERE t.type = a.type AND t.key = a.key), '[]') AS timers`;
+
+/** Owned by nobody, or by a node that is gone: a node may claim it. */
+const CLAIMABLE = `(a.owner_node IS NULL OR a.owner_node NOT IN (SELECT actor_live_nodes()))`;
 
 /** Many actors of one type in one round trip (the timer wheel wakes them in batches). */
 export async function loadActors(sql: Sql, type: string, keys: string[]): Promise<Map<string, ActorRow>> {
@@ -27,15 +31,33 @@ export async function loadActors(sql: Sql, type: string, keys: string[]): Promis
 }
 
 export async function loadActor(sql: Sql, type: string, key: string): Promise<ActorRow | undefined> {
+  const { rows } = await sql.query<ActorRow>(`SELECT ${ACTOR_COLUMNS} FROM actors a WHERE type = $1 AND key = $2`, [type, key], 'actors:load');
+  return rows[0];
+}
+
+/**
+ * Makes `node` the owner of an actor whose owner is gone (or that has none), bumping the epoch
+ * from the one seen; undefined when the owner is alive or someone claimed it first.
+ */
+export async function claimActor(sql: Sql, type: string, key: string, node: string, seenEpoch: number): Promise<ActorRow | undefined> {
   const { rows } = await sql.query<ActorRow>(
-    `SELECT state, status, snapshot, processed_seq, owner_epoch, updated_at,
-            coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0) AS last_seq,
-            coalesce((SELECT json_agg(json_build_object('id', t.timer_id, 'event', t.event, 'dueAt', t.due_at) ORDER BY t.due_at)
-                        FROM timers t WHERE t.type = a.type AND t.key = a.key), '[]') AS timers
-       FROM actors a WHERE type = $1 AND key = $2`,
-    [type, key],
+    `UPDATE actors a SET owner_node = $3, owner_epoch = a.owner_epoch + 1
+      WHERE a.type = $1 AND a.key = $2 AND a.owner_epoch = $4 AND a.owner_node IS DISTINCT FROM $3 AND ${CLAIMABLE}
+      RETURNING ${ACTOR_COLUMNS}`,
+    [type, key, node, seenEpoch],
   );
   return rows[0];
+}
+
+/** Tells the node that owns an actor that its journal has events it has not seen. */
+export async function notifyOwner(sql: Sql, type: string, key: string): Promise<void> {
+  await sql.query(`SELECT pg_notify('actors_' || current_schema(), $1 || '/' || $2)`, [type, key]);
+}
+
+/** Registers a node; forgets nodes that are gone. */
+export async function registerNode(sql: Sql, node: string): Promise<void> {
+  await sql.query(`DELETE FROM nodes WHERE node_id NOT IN (SELECT actor_live_nodes())`);
+  await sql.query(`INSERT INTO nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING`, [node]);
 }
 
 export async function loadTail(sql: Sql, type: string, key: string, afterSeq: number): Promise<{ seq: number; event: ActorEvent }[]> {
@@ -46,32 +68,41 @@ export async function loadTail(sql: Sql, type: string, key: string, afterSeq: nu
   return rows;
 }
 
-/** Actors whose journal holds events they have not processed (work left by a crash). */
-export async function actorsWithBacklog(sql: Sql, limit: number): Promise<{ type: string; key: string }[]> {
+/**
+ * Actors with journal events nobody is processing: their owner is gone (a crash), or they have
+ * none. Actors of live nodes, this one included, are left to their owner.
+ */
+export async function orphansWithBacklog(sql: Sql, node: string, limit: number): Promise<{ type: string; key: string }[]> {
   const { rows } = await sql.query(
     `SELECT a.type, a.key FROM actors a
-      WHERE EXISTS (SELECT 1 FROM journal j WHERE j.type = a.type AND j.key = a.key AND j.seq > a.processed_seq)
-      LIMIT $1`,
-    [limit],
+      WHERE a.last_seq > a.processed_seq AND a.owner_node IS DISTINCT FROM $1 AND ${CLAIMABLE}
+      LIMIT $2`,
+    [node, limit],
   );
   return rows;
 }
 
-/** Actors saved while an invoked effect was running, after `afterKey` (type/key order). */
-export async function actorsWithEffects(sql: Sql, after: { type: string; key: string }, limit: number): Promise<{ type: string; key: string }[]> {
+/** Actors saved while an invoked effect was running whose owner is gone, after `afterKey` (type/key order). */
+export async function orphansWithEffects(sql: Sql, node: string, after: { type: string; key: string }, limit: number): Promise<{ type: string; key: string }[]> {
   const { rows } = await sql.query(
-    `SELECT type, key FROM actors WHERE effects_in_flight AND (type, key) > ($1, $2) ORDER BY type, key LIMIT $3`,
-    [after.type, after.key, limit],
+    `SELECT a.type, a.key FROM actors a
+      WHERE a.effects_in_flight AND (a.type, a.key) > ($1, $2) AND a.owner_node IS DISTINCT FROM $3 AND ${CLAIMABLE}
+      ORDER BY a.type, a.key LIMIT $4`,
+    [after.type, after.key, node, limit],
   );
   return rows;
 }
 
-/** Timers falling due up to `until`, earliest first, one row per actor. */
-export async function dueTimers(sql: Sql, until: number, limit: number): Promise<{ type: string; key: string; due_at: number }[]> {
+/**
+ * Timers falling due up to `until`, earliest first, one row per actor, of actors this node owns
+ * or may claim (a live node's timers are its own business).
+ */
+export async function dueTimers(sql: Sql, node: string, until: number, limit: number): Promise<{ type: string; key: string; due_at: number }[]> {
   const { rows } = await sql.query(
-    `SELECT type, key, min(due_at) AS due_at FROM timers WHERE due_at <= $1
-      GROUP BY type, key ORDER BY min(due_at) LIMIT $2`,
-    [until, limit],
+    `SELECT t.type, t.key, min(t.due_at) AS due_at FROM timers t JOIN actors a ON a.type = t.type AND a.key = t.key
+      WHERE t.due_at <= $1 AND (a.owner_node = $3 OR ${CLAIMABLE})
+      GROUP BY t.type, t.key ORDER BY min(t.due_at) LIMIT $2`,
+    [until, limit, node],
   );
   return rows;
 }

@@ -8,6 +8,7 @@ import { redact } from './redact.ts';
 import * as store from './store.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { Residents } from './residents.ts';
+import { Membership, defaultNode } from './membership.ts';
 import { resolveActorType, type ActorEvent, type ActorTypeDefinition, type ActorView, type ProcessedResult, type ResolvedActorType, type SendResult } from './types.ts';
 import { machineDefinition } from './definition.ts';
 
@@ -40,6 +41,8 @@ export interface ActorSystemOptions {
   waitTimeoutMs?: number;
   /** How often idle actors are looked for, and timers of evicted actors polled. */
   housekeepingIntervalMs?: number;
+  /** This process's id in the cluster (unique per process; default host:pid:random). */
+  node?: string;
 }
 
 const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
@@ -61,6 +64,9 @@ export class ActorSystem {
   private readonly log: RuntimeLogger;
   private readonly types = new Map<string, ResolvedActorType>();
   private readonly residents: Residents;
+  private readonly membership: Membership;
+  /** This process's id in the cluster. */
+  readonly node: string;
   private readonly maxEventBytes: number;
   private readonly waitTimeoutMs: number;
   private readonly housekeeper: Housekeeper;
@@ -79,13 +85,14 @@ export class ActorSystem {
     saveFailures: 0,
   };
 
-  constructor({ db, clock = systemClock, logger = silent, maxEventBytes = 64 * 1024, waitTimeoutMs = 10_000, housekeepingIntervalMs = 1000 }: ActorSystemOptions) {
+  constructor({ db, clock = systemClock, logger = silent, maxEventBytes = 64 * 1024, waitTimeoutMs = 10_000, housekeepingIntervalMs = 1000, node = defaultNode() }: ActorSystemOptions) {
     this.db = db;
     this.clock = clock;
     this.log = logger;
     this.maxEventBytes = maxEventBytes;
     this.waitTimeoutMs = waitTimeoutMs;
-    this.committer = new Committer(db);
+    this.node = node;
+    this.committer = new Committer(db, node);
     const residents = new Residents({
       db,
       clock,
@@ -94,13 +101,23 @@ export class ActorSystem {
       types: this.types,
       stats: this.stats,
       stopping: () => this.stopping,
+      node,
     });
     this.residents = residents;
+    this.membership = new Membership({
+      db,
+      node,
+      log: logger,
+      onEvents: (type, key) => {
+        if (this.types.has(type) && !this.stopping) void residents.pull(type, key);
+      },
+    });
     this.housekeeper = new Housekeeper({
       db,
       clock,
       intervalMs: housekeepingIntervalMs,
       entries: residents.entries,
+      node,
       wake: (type, keys) => residents.wakeMany(type, keys),
       evict: (entry) => residents.evict(entry),
     });
@@ -115,12 +132,16 @@ export class ActorSystem {
     return [...this.types.values()];
   }
 
-  /** Recovers actors with unprocessed journal events and starts timers and passivation. */
+  /**
+   * Joins the cluster as a node, recovers actors left with unprocessed journal events or running
+   * effects by nodes that are gone, and starts timers and passivation.
+   */
   start(): Promise<void> {
     this.started ??= (async () => {
+      await this.membership.start();
       const tried = new Set<string>();
       for (;;) {
-        const backlog = await store.actorsWithBacklog(this.db, 1000);
+        const backlog = await store.orphansWithBacklog(this.db, this.node, 1000);
         const fresh = backlog.filter((a) => this.types.has(a.type) && !tried.has(`${a.type}/${a.key}`));
         if (!fresh.length) break;
         for (const a of fresh) tried.add(`${a.type}/${a.key}`);
@@ -130,7 +151,7 @@ export class ActorSystem {
       // Effects that were running when the last process stopped run again (at-least-once).
       let after = { type: '', key: '' };
       for (;;) {
-        const batch = await store.actorsWithEffects(this.db, after, 1000);
+        const batch = await store.orphansWithEffects(this.db, this.node, after, 1000);
         if (!batch.length) break;
         await Promise.all(batch.filter((a) => this.types.has(a.type)).map((a) => this.residents.wake(a.type, a.key)));
         after = batch[batch.length - 1]!;
@@ -146,6 +167,8 @@ export class ActorSystem {
     await this.residents.idleDrains();
     await this.committer.drain();
     this.residents.stopAll();
+    // Last: from here on other nodes may claim this node's actors.
+    await this.membership.stop();
   }
 
   type(name: string): ResolvedActorType {
@@ -186,23 +209,20 @@ export class ActorSystem {
     entry.inflightAppends++;
     entry.lastActive = this.clock.now();
     try {
-      const result = await this.committer.append({
-        type,
-        key,
-        event,
-        eventJson,
-        idempotencyKey: opts.idempotencyKey,
-        receivedAt: this.clock.now(),
-        create: !entry.exists,
-        allocate: () => ++entry.lastSeq,
-        release: () => void entry.lastSeq--,
-      });
-      entry.exists = true;
+      const outcome = await this.committer.append({ type, key, event, eventJson, idempotencyKey: opts.idempotencyKey, receivedAt: this.clock.now() });
+      const result: SendResult = { seq: outcome.seq, duplicate: outcome.duplicate };
       if (result.duplicate) {
         this.stats.duplicates++;
         return { result, entry, done: undefined };
       }
       this.stats.appended++;
+      entry.lastSeq = Math.max(entry.lastSeq, result.seq);
+      if (outcome.owner !== this.node && outcome.ownerAlive) {
+        // Another live node owns the actor and was notified; it processes the event.
+        return { result, entry, done: undefined };
+      }
+      // Not created by this node after all (another node's, now gone): load and claim it first.
+      if (outcome.owner !== this.node && entry.preloaded === null) entry.preloaded = undefined;
       // Registered in the same turn as the enqueue, so processing can never outrun the waiter.
       const done = wait ? entry.wait(result.seq) : undefined;
       entry.enqueue(result.seq, event);
@@ -214,6 +234,7 @@ export class ActorSystem {
       throw new UnavailableError('the event could not be stored; send it again with the same Idempotency-Key', 1000);
     } finally {
       entry.inflightAppends--;
+      this.residents.forgetIfUnused(entry);
     }
   }
 

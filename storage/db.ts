@@ -9,7 +9,18 @@ export interface Sql {
   query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>>;
 }
 
+/** One dedicated connection, for session state (advisory locks, LISTEN). */
+export interface Session extends Sql {
+  /** `fn` is called for each NOTIFY on a channel this session listens to. */
+  onNotification(fn: (channel: string, payload: string) => void): void;
+  /** `fn` is called once if the connection is lost (not after close()). */
+  onLost(fn: (err: Error) => void): void;
+  close(): Promise<void>;
+}
+
 export interface Db extends Sql {
+  /** Opens a dedicated connection outside the pool; closed with the Db at the latest. */
+  session(): Promise<Session>;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /** The schema every connection of this pool uses (test isolation). */
@@ -37,8 +48,36 @@ export function createDb({ connectionString, schema = 'public', max = 10 }: DbOp
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   let closed: Promise<void> | undefined;
+  const sessions = new Set<Session>();
   return {
     schema,
+    async session() {
+      if (closed) throw new Error('the database handle is closed');
+      const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: 10_000 });
+      let ended = false;
+      let lost: ((err: Error) => void) | undefined;
+      const fail = (err: Error) => {
+        if (ended) return;
+        ended = true;
+        sessions.delete(session);
+        lost?.(err);
+      };
+      client.on('error', fail);
+      client.on('end', () => fail(new Error('connection ended')));
+      await client.connect();
+      const session: Session = {
+        query: (text, values, name) => (name ? client.query({ name, text, values: values as any[] }) : client.query(text, values as any[])),
+        onNotification: (fn) => client.on('notification', (m) => fn(m.channel, m.payload ?? '')),
+        onLost: (fn) => void (lost = fn),
+        async close() {
+          ended = true;
+          sessions.delete(session);
+          await client.end().catch(() => {});
+        },
+      };
+      sessions.add(session);
+      return session;
+    },
     query: (text, values, name) => (name ? pool.query({ name, text, values: values as any[] }) : pool.query(text, values as any[])),
     async tx(fn) {
       const client = await pool.connect();
@@ -57,7 +96,7 @@ export function createDb({ connectionString, schema = 'public', max = 10 }: DbOp
       }
     },
     close() {
-      closed ??= pool.end();
+      closed ??= Promise.all([pool.end(), ...[...sessions].map((s) => s.close())]).then(() => {});
       return closed;
     },
   };

@@ -57,6 +57,7 @@ export function instrumentDb(db: Db): { db: Db; counters: DbCounters } {
         counters.txMs += performance.now() - t0;
       }
     },
+    session: () => db.session(),
     close: () => db.close(),
   };
   return { db: wrapped, counters };

@@ -32,18 +32,19 @@ describe('at-least-once effects', () => {
     await t.cleanup();
   });
 
-  function systemWith(work: () => Promise<string>) {
-    const system = new ActorSystem({ db: t.reopen(), clock: new ManualClock(0) });
+  function systemWith(work: () => Promise<string>, db = t.reopen()) {
+    const system = new ActorSystem({ db, clock: new ManualClock(0) });
     system.register({ name: 'job', machine: jobMachine.provide({ actors: { work: fromPromise(work) } }), events: { go: z.strictObject({}) }, idleTimeoutMs: 1000 });
     return system;
   }
 
   it('runs an effect that was in flight when the process died again on the next start', async () => {
     let calls = 0;
+    const firstDb = t.reopen();
     const first = systemWith(() => {
       calls++;
       return new Promise<string>(() => {}); // the process dies before this settles
-    });
+    }, firstDb);
     await first.start();
     const r = await first.sendAndWait('job', 'J-1', { type: 'go' });
     expect(r.state).toBe('working');
@@ -51,7 +52,9 @@ describe('at-least-once effects', () => {
     expect(calls).toBe(1);
     const { rows } = await t.db.query(`SELECT effects_in_flight FROM actors WHERE key = 'J-1'`);
     expect(rows[0].effects_in_flight).toBe(true);
-    // No stop(): the first system is abandoned as a crashed process would be.
+    // No stop(): the first system is abandoned as a crashed process would be, and its
+    // connections go with it (so does its liveness lock: its actors may be claimed).
+    await firstDb.close();
 
     let reruns = 0;
     const second = systemWith(async () => {
