@@ -1,7 +1,7 @@
 import type { Db } from '../storage/db.ts';
 import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
-import { dueTimers, orphansWithBacklog } from './store.ts';
+import { dueTimers, leftBy, liveNodes } from './store.ts';
 
 const BUCKET_MS = 10;
 const WAKE_LEAD_MS = 150;
@@ -33,9 +33,15 @@ export class Housekeeper {
 
   constructor(private readonly o: HousekeeperOptions) {}
 
-  start(): void {
+  /** Nodes seen alive at the last pass, and nodes seen to go whose actors are not all taken over. */
+  private live = new Set<string>();
+  private departed = new Set<string>();
+
+  /** `live`: the nodes alive before recovery looked for what gone nodes left. */
+  start(live: string[]): void {
     if (this.running) return;
     this.running = true;
+    this.live = new Set(live);
     this.tick();
   }
 
@@ -100,11 +106,21 @@ export class Housekeeper {
     }
   }
 
+  /** A node that went since the last pass: claim what it left unprocessed or mid-effect. */
   private async adoptOrphans(): Promise<void> {
-    const orphans = await orphansWithBacklog(this.o.db, this.o.node, 500);
-    const byType = new Map<string, string[]>();
-    for (const { type, key } of orphans) byType.set(type, [...(byType.get(type) ?? []), key]);
-    await Promise.all([...byType].map(([type, keys]) => this.o.wake(type, keys)));
+    const live = new Set(await liveNodes(this.o.db));
+    for (const node of this.live) if (!live.has(node)) this.departed.add(node);
+    this.live = live;
+    for (const node of this.departed) {
+      const orphans = await leftBy(this.o.db, node, 500);
+      if (!orphans.length) {
+        this.departed.delete(node);
+        continue;
+      }
+      const byType = new Map<string, string[]>();
+      for (const { type, key } of orphans) byType.set(type, [...(byType.get(type) ?? []), key]);
+      await Promise.all([...byType].map(([type, keys]) => this.o.wake(type, keys)));
+    }
   }
 
   private fire(at: number): void {

@@ -82,6 +82,21 @@ export async function orphansWithBacklog(sql: Sql, node: string, limit: number):
   return rows;
 }
 
+/** The nodes alive now. */
+export async function liveNodes(sql: Sql): Promise<string[]> {
+  const { rows } = await sql.query<{ node: string }>('SELECT n AS node FROM actor_live_nodes() n');
+  return rows.map((r) => r.node);
+}
+
+/** Actors a node that is gone left with unprocessed events or a running effect (and not yet claimed). */
+export async function leftBy(sql: Sql, node: string, limit: number): Promise<{ type: string; key: string }[]> {
+  const { rows } = await sql.query(
+    `SELECT type, key FROM actors WHERE owner_node = $1 AND (last_seq > processed_seq OR effects_in_flight) LIMIT $2`,
+    [node, limit],
+  );
+  return rows;
+}
+
 /** Actors saved while an invoked effect was running whose owner is gone, after `afterKey` (type/key order). */
 export async function orphansWithEffects(sql: Sql, node: string, after: { type: string; key: string }, limit: number): Promise<{ type: string; key: string }[]> {
   const { rows } = await sql.query(

@@ -139,6 +139,8 @@ export class ActorSystem {
   start(): Promise<void> {
     this.started ??= (async () => {
       await this.membership.start();
+      // Nodes that go from now on are noticed by housekeeping; what earlier ones left is found here.
+      const live = await store.liveNodes(this.db);
       const tried = new Set<string>();
       for (;;) {
         const backlog = await store.orphansWithBacklog(this.db, this.node, 1000);
@@ -156,7 +158,7 @@ export class ActorSystem {
         await Promise.all(batch.filter((a) => this.types.has(a.type)).map((a) => this.residents.wake(a.type, a.key)));
         after = batch[batch.length - 1]!;
       }
-      this.housekeeper.start();
+      this.housekeeper.start(live);
     })();
     return this.started;
   }
