@@ -115,11 +115,12 @@ export class Committer {
   private start(): void {
     const concurrency = this.opts.concurrency ?? 3;
     while (this.inFlight.size < concurrency) {
-      const appends = take(this.appends, (w) => actorId(w.op), this.appending, this.opts.maxBatch ?? 2000);
-      // An actor's row is written by its appends (seq counter) and by its save (state); one
-      // statement must not write a row twice, so its save waits for another batch.
-      const appending = new Set(appends.map((w) => actorId(w.op)));
-      const saves = take(this.saves, (w) => actorId(w.op), this.saving, this.opts.maxBatch ?? 2000, appending);
+      // An actor's row is written by its appends (seq counter) and by its save (state). One
+      // statement must not write a row twice, and two batches in flight that share rows could
+      // lock them in opposite orders: an actor is in one batch at a time, appends or save.
+      // Saves go first, so an actor that keeps receiving events still gets its state written.
+      const saves = take(this.saves, (w) => actorId(w.op), this.saving, this.opts.maxBatch ?? 2000, this.appending);
+      const appends = take(this.appends, (w) => actorId(w.op), this.appending, this.opts.maxBatch ?? 2000, this.saving);
       if (!appends.length && !saves.length) return;
       const flush: Promise<void> = this.flush(appends, saves).finally(() => {
         this.inFlight.delete(flush);
