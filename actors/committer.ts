@@ -1,5 +1,5 @@
-import type { Db, Sql } from '../storage/db.ts';
-import { StaleEpochError } from './errors.ts';
+import type { Db } from '../storage/db.ts';
+import { actorId, earlierSends, groupCommit, refusal, type CommitRow } from './commit-sql.ts';
 import type { ActorEvent, PendingTimer } from './types.ts';
 
 export interface AppendOp {
@@ -174,14 +174,6 @@ export class Committer {
   }
 }
 
-/** What a group commit returns: per fresh append (in order) its seq and the actor's owner. */
-interface CommitRow {
-  appended: { seq: number; owner: string | null }[] | null;
-  /** The live nodes, when some appended actor is owned by another node. */
-  live: string[] | null;
-}
-
-const actorId = (op: { type: string; key: string }) => `${op.type}\u0000${op.key}`;
 
 /**
  * Removes from `queue` up to `max` ops of actors not in `busy` (nor `exclude`), in queue order, and marks
@@ -205,138 +197,4 @@ function take<T>(queue: T[], id: (item: T) => string, busy: Set<string>, max: nu
   }
   queue.splice(0, queue.length, ...kept);
   return taken;
-}
-
-/** Journal seqs of keyed sends seen before, by actor and idempotency key. */
-async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<string, number>> {
-  const earlier = new Map<string, number>();
-  const keyed = ops.filter((o) => o.idempotencyKey !== undefined);
-  if (!keyed.length) return earlier;
-  const found = await sql.query<{ type: string; key: string; idempotency_key: string; seq: number }>(
-    `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
-       JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
-         ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
-    [keyed.map((o) => o.type), keyed.map((o) => o.key), keyed.map((o) => o.idempotencyKey)],
-  );
-  for (const r of found.rows) earlier.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
-  return earlier;
-}
-
-/** The typed columns of an `unnest(...)` source, numbering its parameters from `values`. */
-function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): string {
-  return `unnest(${columns.map(([type, data]) => (values.push(data), `$${values.length}::${type}[]`)).join(', ')})`;
-}
-
-/**
- * One statement that writes a whole batch: new actor rows, journal appends, state saves with
- * their transitions and timers. A single statement is its own transaction, so the batch costs
- * one round trip; it is all or nothing.
- */
-function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): { name: string; text: string; values: unknown[] } | undefined {
-  const values: unknown[] = [node];
-  const ctes: string[] = [];
-  const outputs: string[] = [];
-  if (appends.length) {
-    // Seqs come from the actor row, locked by the upsert until commit, so appends from several
-    // nodes to one actor queue up there and never collide; a new actor is this node's.
-    ctes.push(`input AS (SELECT * FROM ${unnest(values, [
-      ['text', appends.map((o) => o.type)],
-      ['text', appends.map((o) => o.key)],
-      ['jsonb', appends.map((o) => o.eventJson)],
-      ['text', appends.map((o) => o.idempotencyKey ?? null)],
-      ['bigint', appends.map((o) => o.receivedAt)],
-    ])} WITH ORDINALITY AS i(type, key, event, ik, received_at, n))`);
-    ctes.push(`counts AS (SELECT type, key, count(*) AS c FROM input GROUP BY type, key)`);
-    ctes.push(`bumped AS (INSERT INTO actors AS a (type, key, last_seq, owner_node) SELECT type, key, c, $1 FROM counts
-      ON CONFLICT (type, key) DO UPDATE SET last_seq = a.last_seq + excluded.last_seq
-      RETURNING a.type, a.key, a.last_seq, a.owner_node)`);
-    ctes.push(`numbered AS (SELECT i.type, i.key, i.event, i.ik, i.received_at, i.n, b.owner_node,
-        b.last_seq - c.c + row_number() OVER (PARTITION BY i.type, i.key ORDER BY i.n) AS seq
-      FROM input i JOIN counts c ON c.type = i.type AND c.key = i.key JOIN bumped b ON b.type = i.type AND b.key = i.key)`);
-    ctes.push(`appended AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
-      SELECT type, key, seq, event, ik, received_at FROM numbered)`);
-    outputs.push(`(SELECT json_agg(json_build_object('seq', seq, 'owner', owner_node) ORDER BY n) FROM numbered) AS appended`);
-    // Another node's actor: wake that node (if it is gone, the orphan scan finds the events),
-    // and say which nodes live, so the caller knows whether the event is its to process.
-    outputs.push(`(SELECT count(pg_notify('actors_' || current_schema(), type || '/' || key)) FROM bumped WHERE owner_node IS DISTINCT FROM $1) AS notified`);
-    outputs.push(`CASE WHEN EXISTS (SELECT 1 FROM bumped WHERE owner_node IS DISTINCT FROM $1)
-      THEN (SELECT array_agg(x) FROM actor_live_nodes() x) END AS live`);
-  }
-  // Saves of one actor are queued in processing order; the last one carries the newest state.
-  const latest = new Map<string, SaveOp>();
-  for (const op of ops) {
-    const id = actorId(op);
-    const prev = latest.get(id);
-    // "Timers unchanged" means unchanged since the previous save, which may be in this batch.
-    latest.set(id, op.timers === undefined && prev?.timers !== undefined ? { ...op, timers: prev.timers } : op);
-  }
-  const states = [...latest.values()];
-  if (states.length) {
-    ctes.push(`saved AS (UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
-          processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
-      FROM ${unnest(values, [
-        ['text', states.map((o) => o.type)],
-        ['text', states.map((o) => o.key)],
-        ['jsonb', states.map((o) => o.snapshotJson)],
-        ['text', states.map((o) => o.state)],
-        ['text', states.map((o) => o.status)],
-        ['bigint', states.map((o) => o.processedSeq)],
-        ['bigint', states.map((o) => o.epoch)],
-        ['bool', states.map((o) => o.effectsInFlight)],
-      ])} AS v(type, key, snapshot, state, status, seq, epoch, busy)
-      WHERE a.type = v.type AND a.key = v.key AND a.owner_node = $1 AND a.owner_epoch = v.epoch RETURNING 1)`);
-  }
-  const transitions = ops.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
-  if (transitions.length) {
-    ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
-      SELECT * FROM ${unnest(values, [
-        ['text', transitions.map((t) => t.type)],
-        ['text', transitions.map((t) => t.key)],
-        ['bigint', transitions.map((t) => t.seq)],
-        ['text', transitions.map((t) => t.eventType)],
-        ['text', transitions.map((t) => t.from)],
-        ['text', transitions.map((t) => t.to)],
-        ['bool', transitions.map((t) => t.accepted)],
-        ['bigint', transitions.map((t) => t.at)],
-      ])})`);
-  }
-  const timerOps = states.filter((o) => o.timers !== undefined);
-  if (timerOps.length) {
-    // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
-    // touch different rows, as sub-statements of one statement must.
-    const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
-    const next = unnest(values, [
-      ['text', timers.map((t) => t.type)],
-      ['text', timers.map((t) => t.key)],
-      ['text', timers.map((t) => t.id)],
-      ['jsonb', timers.map((t) => JSON.stringify(t.event))],
-      ['bigint', timers.map((t) => t.dueAt)],
-    ]);
-    ctes.push(`next_timers AS (SELECT * FROM ${next} AS n(type, key, timer_id, event, due_at))`);
-    ctes.push(`cleared AS (DELETE FROM timers t
-      USING ${unnest(values, [['text', timerOps.map((o) => o.type)], ['text', timerOps.map((o) => o.key)]])} AS v(type, key)
-      WHERE t.type = v.type AND t.key = v.key
-        AND NOT EXISTS (SELECT 1 FROM next_timers n WHERE n.type = t.type AND n.key = t.key AND n.timer_id = t.timer_id))`);
-    if (timers.length) {
-      ctes.push(`armed AS (INSERT INTO timers (type, key, timer_id, event, due_at) SELECT * FROM next_timers
-        ON CONFLICT (type, key, timer_id) DO UPDATE SET event = excluded.event, due_at = excluded.due_at)`);
-    }
-  }
-  if (!ctes.length) return undefined;
-  if (states.length) {
-    values.push(states.length);
-    outputs.push(`actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved)) AS refused`);
-  }
-  // The text depends only on which parts are present: a few variants, each prepared once.
-  const name = `group-commit:${ctes.map((c) => c.slice(0, c.indexOf(' '))).join(',')}`;
-  return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${outputs.join(', ')}`, values };
-}
-
-/** A write refused because another writer got there first, as the runtime's error. */
-function refusal(err: unknown): unknown {
-  const code = (err as { code?: string }).code;
-  // A seq already taken means another process appended to one of these actors.
-  if (code === '23505') return new StaleEpochError('journal write refused: another writer appended to one of these actors', { cause: err });
-  if (code === 'AR409') return new StaleEpochError((err as Error).message, { cause: err });
-  return err;
 }

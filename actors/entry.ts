@@ -51,6 +51,16 @@ export class Entry {
     this.lastActive = now;
   }
 
+  /** Takes the stored row (null: the actor is new) as it was read when this entry was made. */
+  preload(row: ActorRow | null): void {
+    this.preloaded = row;
+    if (!row) return;
+    this.exists = true;
+    this.lastSeq = row.last_seq;
+    this.processedSeq = this.appliedSeq = row.processed_seq;
+    this.epoch = row.owner_epoch;
+  }
+
   get id(): string {
     return `${this.def.name}/${this.key}`;
   }

@@ -92,14 +92,7 @@ export class Residents {
       loading = (async () => {
         const row = await store.loadActor(this.o.db, def.name, key);
         const entry = new Entry(def, key, this.o.clock.now());
-        entry.preloaded = null;
-        if (row) {
-          entry.exists = true;
-          entry.lastSeq = row.last_seq;
-          entry.processedSeq = entry.appliedSeq = row.processed_seq;
-          entry.epoch = row.owner_epoch;
-          entry.preloaded = row;
-        }
+        entry.preload(row ?? null);
         this.entries.set(id, entry);
         return entry;
       })().finally(() => this.loading.delete(id));
@@ -120,11 +113,7 @@ export class Residents {
         const id = `${type}/${key}`;
         if (this.entries.has(id) || this.loading.has(id)) continue;
         const entry = new Entry(def, key, this.o.clock.now());
-        entry.exists = true;
-        entry.lastSeq = row.last_seq;
-        entry.processedSeq = entry.appliedSeq = row.processed_seq;
-        entry.epoch = row.owner_epoch;
-        entry.preloaded = row;
+        entry.preload(row);
         this.entries.set(id, entry);
       }
     }
