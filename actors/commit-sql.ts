@@ -134,7 +134,8 @@ export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): {
     outputs.push(`actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved)) AS refused`);
   }
   // The text depends only on which parts are present: a few variants, each prepared once.
-  const name = `group-commit:${ctes.map((c) => c.slice(0, c.indexOf(' '))).join(',')}`;
+  // (Named by the parts' initials: PostgreSQL cuts statement names at 63 characters.)
+  const name = `group-commit:${ctes.map((c) => c.slice(0, c.indexOf(' ')).replace(/_/g, '').slice(0, 3)).join('')}`;
   return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${outputs.join(', ')}`, values };
 }
 
