@@ -101,14 +101,17 @@ export class Residents {
     return loading;
   }
 
-  /** Activates evicted actors whose timers fall due, loading them in one round trip. */
+  /**
+   * Activates evicted actors whose timers fall due (or that a gone node left), loading and
+   * claiming them in one round trip.
+   */
   async wakeMany(type: string, keys: string[]): Promise<void> {
     const def = this.o.types.get(type);
     if (!def || this.o.stopping()) return;
     const missing = keys.filter((k) => !this.entries.has(`${type}/${k}`) && !this.loading.has(`${type}/${k}`));
     if (missing.length) {
       this.waking++;
-      const rows = await store.loadActors(this.o.db, type, missing).finally(() => this.waking--);
+      const rows = await store.loadAndClaimActors(this.o.db, type, missing, this.o.node).finally(() => this.waking--);
       for (const [key, row] of rows) {
         const id = `${type}/${key}`;
         if (this.entries.has(id) || this.loading.has(id)) continue;

@@ -24,9 +24,21 @@ const ACTOR_COLUMNS = `state, status, snapshot, processed_seq, last_seq, owner_n
 /** Owned by nobody, or by a node that is gone: a node may claim it. */
 const CLAIMABLE = `(a.owner_node IS NULL OR a.owner_node NOT IN (SELECT actor_live_nodes()))`;
 
-/** Many actors of one type in one round trip (the timer wheel wakes them in batches). */
-export async function loadActors(sql: Sql, type: string, keys: string[]): Promise<Map<string, ActorRow>> {
-  const { rows } = await sql.query<ActorRow & { key: string }>(`SELECT key, ${ACTOR_COLUMNS} FROM actors a WHERE type = $1 AND key = ANY($2::text[])`, [type, keys]);
+/**
+ * Many actors of one type in one round trip (the timer wheel wakes them in batches): those this
+ * node owns, and those it may claim, claimed on the way. Actors of other live nodes are left out.
+ */
+export async function loadAndClaimActors(sql: Sql, type: string, keys: string[], node: string): Promise<Map<string, ActorRow>> {
+  const { rows } = await sql.query<ActorRow & { key: string }>(
+    `WITH claimed AS (
+       UPDATE actors a SET owner_node = $3, owner_epoch = a.owner_epoch + 1
+        WHERE a.type = $1 AND a.key = ANY($2::text[]) AND a.owner_node IS DISTINCT FROM $3 AND ${CLAIMABLE}
+        RETURNING a.*)
+     SELECT key, ${ACTOR_COLUMNS} FROM claimed a
+     UNION ALL
+     SELECT key, ${ACTOR_COLUMNS} FROM actors a WHERE a.type = $1 AND a.key = ANY($2::text[]) AND a.owner_node = $3`,
+    [type, keys, node],
+  );
   return new Map(rows.map((r) => [r.key, r]));
 }
 
