@@ -1,7 +1,7 @@
 import type { Db } from '../storage/db.ts';
 import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
-import { dueTimers, leftBy, liveNodes } from './store.ts';
+import { adoptFrom, dueTimers, liveNodes } from './store.ts';
 
 const BUCKET_MS = 10;
 const WAKE_LEAD_MS = 150;
@@ -106,21 +106,30 @@ export class Housekeeper {
     }
   }
 
-  /** A node that went since the last pass: claim what it left unprocessed or mid-effect. */
+  /** A node that went since the last pass: take over its actors, waking those with work left. */
   private async adoptOrphans(): Promise<void> {
     const live = new Set(await liveNodes(this.o.db));
     for (const node of this.live) if (!live.has(node)) this.departed.add(node);
     this.live = live;
     for (const node of this.departed) {
-      const orphans = await leftBy(this.o.db, node, 500);
-      if (!orphans.length) {
-        this.departed.delete(node);
-        continue;
-      }
+      // A bounded share per pass, so the timers of this node are not held up.
+      if (!(await this.adopt(node, 5))) this.departed.delete(node);
+    }
+  }
+
+  /**
+   * Takes over the actors of a node that is gone, 5,000 per statement, up to `rounds`
+   * statements; wakes those with unprocessed events or a running effect. True if more are left.
+   */
+  async adopt(gone: string, rounds = Infinity): Promise<boolean> {
+    for (let i = 0; i < rounds; i++) {
+      const { adopted, pending } = await adoptFrom(this.o.db, gone, this.o.node, 5000);
+      if (!adopted) return false;
       const byType = new Map<string, string[]>();
-      for (const { type, key } of orphans) byType.set(type, [...(byType.get(type) ?? []), key]);
+      for (const { type, key } of pending) byType.set(type, [...(byType.get(type) ?? []), key]);
       await Promise.all([...byType].map(([type, keys]) => this.o.wake(type, keys)));
     }
+    return true;
   }
 
   private fire(at: number): void {

@@ -100,13 +100,27 @@ export async function liveNodes(sql: Sql): Promise<string[]> {
   return rows.map((r) => r.node);
 }
 
-/** Actors a node that is gone left with unprocessed events or a running effect (and not yet claimed). */
-export async function leftBy(sql: Sql, node: string, limit: number): Promise<{ type: string; key: string }[]> {
-  const { rows } = await sql.query(
-    `SELECT type, key FROM actors WHERE owner_node = $1 AND (last_seq > processed_seq OR effects_in_flight) LIMIT $2`,
-    [node, limit],
+/** Nodes that are gone but still recorded as the owner of some actor. */
+export async function goneOwners(sql: Sql): Promise<string[]> {
+  const { rows } = await sql.query<{ node: string }>(
+    `SELECT DISTINCT owner_node AS node FROM actors WHERE owner_node IS NOT NULL AND owner_node NOT IN (SELECT actor_live_nodes())`,
   );
-  return rows;
+  return rows.map((r) => r.node);
+}
+
+/**
+ * Takes over up to `limit` actors of a node that is gone (bumping each one's epoch): how many,
+ * and those of them with unprocessed events or a running effect, which need waking.
+ */
+export async function adoptFrom(sql: Sql, gone: string, node: string, limit: number): Promise<{ adopted: number; pending: { type: string; key: string }[] }> {
+  const { rows } = await sql.query<{ type: string; key: string; pending: boolean }>(
+    `UPDATE actors a SET owner_node = $2, owner_epoch = a.owner_epoch + 1
+      WHERE (a.type, a.key) IN (SELECT type, key FROM actors WHERE owner_node = $1 LIMIT $3 FOR UPDATE SKIP LOCKED)
+        AND a.owner_node = $1 AND $1 NOT IN (SELECT actor_live_nodes())
+      RETURNING a.type, a.key, (a.last_seq > a.processed_seq OR a.effects_in_flight) AS pending`,
+    [gone, node, limit],
+  );
+  return { adopted: rows.length, pending: rows.filter((r) => r.pending) };
 }
 
 /** Actors saved while an invoked effect was running whose owner is gone, after `afterKey` (type/key order). */

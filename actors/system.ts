@@ -139,8 +139,11 @@ export class ActorSystem {
   start(): Promise<void> {
     this.started ??= (async () => {
       await this.membership.start();
-      // Nodes that go from now on are noticed by housekeeping; what earlier ones left is found here.
+      // Nodes that go from now on are noticed by housekeeping; what earlier ones left is taken
+      // over here, all of it (a restarted process takes back what it had before it died).
       const live = await store.liveNodes(this.db);
+      for (const gone of await store.goneOwners(this.db)) await this.housekeeper.adopt(gone);
+      // Actors nobody owns yet.
       const tried = new Set<string>();
       for (;;) {
         const backlog = await store.orphansWithBacklog(this.db, this.node, 1000);
