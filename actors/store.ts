@@ -139,10 +139,14 @@ export async function orphansWithEffects(sql: Sql, node: string, after: { type: 
  * or may claim (a live node's timers are its own business).
  */
 export async function dueTimers(sql: Sql, node: string, until: number, limit: number): Promise<{ type: string; key: string; due_at: number }[]> {
+  // The owner is looked up per due actor by primary key (OFFSET 0 keeps the planner from
+  // turning that into a scan of every actor).
   const { rows } = await sql.query(
-    `SELECT t.type, t.key, min(t.due_at) AS due_at FROM timers t JOIN actors a ON a.type = t.type AND a.key = t.key
-      WHERE t.due_at <= $1 AND (a.owner_node = $3 OR ${CLAIMABLE})
-      GROUP BY t.type, t.key ORDER BY min(t.due_at) LIMIT $2`,
+    `SELECT t.type, t.key, t.due_at FROM (
+       SELECT type, key, min(due_at) AS due_at FROM timers WHERE due_at <= $1 GROUP BY type, key ORDER BY min(due_at) LIMIT $2) t
+     CROSS JOIN LATERAL (SELECT owner_node FROM actors a WHERE a.type = t.type AND a.key = t.key OFFSET 0) a
+     WHERE a.owner_node = $3 OR ${CLAIMABLE}
+     ORDER BY t.due_at`,
     [until, limit, node],
   );
   return rows;

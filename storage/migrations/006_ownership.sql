@@ -25,8 +25,9 @@ $$;
 ALTER TABLE actors ADD COLUMN last_seq bigint NOT NULL DEFAULT 0;
 UPDATE actors a SET last_seq = coalesce((SELECT max(seq) FROM journal j WHERE j.type = a.type AND j.key = a.key), 0);
 
--- The actors a node that is gone left behind. (No index involves last_seq or processed_seq:
--- they change with every event, and an update that touches no indexed column stays on its
--- page, HOT, which the space left free in each page makes room for.)
-CREATE INDEX actors_owner ON actors (owner_node);
+-- No index involves last_seq or processed_seq: they change with every event, and an update
+-- that touches no indexed column stays on its page (HOT), which the space left free in each
+-- page makes room for. Nor is owner_node indexed: nearly every actor has the same owner, so
+-- such an index only tempts the planner away from the primary key; the scans by owner (a
+-- node's take-over) are rare and stop at their LIMIT.
 ALTER TABLE actors SET (fillfactor = 85);
