@@ -3,7 +3,7 @@ import type { AcquireResult, Line } from '../../storage/line/index.ts';
 import { round, summarize, type LatencySummary } from './stats.ts';
 
 export interface LineCounters {
-  /** Wall time of each acquire and release (a handoff to the next holder is one release), ms. */
+  /** Wall time of each acquire, release and renew (a handoff to the next holder is one release), ms. */
   callMs: number[];
   /** [start, end] of each, on the simulator's clock (`preciseNow`). */
   spans: [number, number][];
@@ -11,7 +11,7 @@ export interface LineCounters {
   refusedPaused: number;
 }
 
-/** Wraps a Line to time its acquire and release round trips and count refusals (nothing else changes). */
+/** Wraps a Line to time its acquire, release and renew round trips and count refusals (nothing else changes). */
 export function instrumentLine(line: Line): { line: Line; counters: LineCounters; summary(wallMs: number): LineCallSummary } {
   const counters: LineCounters = { callMs: [], spans: [], refusedBusy: 0, refusedPaused: 0 };
   const count = (r: AcquireResult | null) => {
@@ -32,6 +32,7 @@ export function instrumentLine(line: Line): { line: Line; counters: LineCounters
     kind: line.kind,
     acquire: (lineId, holder, ttlMs) => timed(() => line.acquire(lineId, holder, ttlMs)),
     release: (lineId, token, next) => timed(() => line.release(lineId, token, next)),
+    ...(line.renew ? { renew: (lineId: string, token: number, next: Parameters<NonNullable<Line['renew']>>[2]) => timed(() => line.renew!(lineId, token, next)) } : {}),
     pause: (lineId, reason, by) => line.pause(lineId, reason, by),
     resume: (lineId) => line.resume(lineId),
     state: (lineId) => line.state(lineId),

@@ -7,6 +7,13 @@ import type { LineHolder } from './types.ts';
  */
 export const DEFAULT_MAX_TTL_MS = 60_000;
 
+/**
+ * How long an interactive request refused because another process holds the line keeps bulk
+ * requests of other processes off it (each refused try renews it). A waiter that went away
+ * holds bulk work up for at most this long.
+ */
+export const DEFAULT_WANT_MS = 250;
+
 const holderSchema = z.object({
   requestId: z.string().min(1),
   node: z.string().min(1),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Db } from '../db.ts';
-import { DEFAULT_MAX_TTL_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
+import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
 import { toPauseState, type StateRow } from './postgres.ts';
 import * as sql from './sql.ts';
 import type { AcquireResult, Line, PauseState } from './types.ts';
@@ -16,12 +16,14 @@ export interface RedisLineOptions {
   maxTtlMs?: number;
   /** Connection errors after startup (reconnects); commands still reject on their own. */
   onError?: (err: Error) => void;
+  /** How long a refused interactive request keeps other processes' bulk requests off the line. */
+  wantMs?: number;
 }
 
 /** The Lua scripts in ./lua, as ioredis registers them with defineCommand. */
 interface Scripts {
-  lineAcquire(control: string, lease: string, counter: string, holder: string, ttlMs: number): Promise<unknown>;
-  lineRelease(control: string, lease: string, counter: string, token: string, next: string, ttlMs: number): Promise<unknown>;
+  lineAcquire(control: string, lease: string, counter: string, want: string, holder: string, ttlMs: number, kind: string, node: string, wantMs: number): Promise<unknown>;
+  lineRelease(control: string, lease: string, counter: string, want: string, token: string, next: string, ttlMs: number, kind: string, node: string): Promise<unknown>;
   lineApply(
     control: string,
     lease: string,
@@ -38,8 +40,8 @@ interface Scripts {
 }
 
 const scriptFiles: Record<keyof Scripts, { file: string; numberOfKeys: number }> = {
-  lineAcquire: { file: 'line-acquire.lua', numberOfKeys: 3 },
-  lineRelease: { file: 'line-release.lua', numberOfKeys: 3 },
+  lineAcquire: { file: 'line-acquire.lua', numberOfKeys: 4 },
+  lineRelease: { file: 'line-release.lua', numberOfKeys: 4 },
   lineApply: { file: 'line-apply.lua', numberOfKeys: 3 },
   lineConfirm: { file: 'line-confirm.lua', numberOfKeys: 1 },
   lineState: { file: 'line-state.lua', numberOfKeys: 2 },
@@ -113,6 +115,7 @@ export async function createRedisLine({
   keyPrefix = 'clinic-sync:',
   maxTtlMs = DEFAULT_MAX_TTL_MS,
   onError,
+  wantMs = DEFAULT_WANT_MS,
 }: RedisLineOptions): Promise<Line> {
   // Fail fast: a dead Redis should surface as an error within seconds, not a hung request; a
   // hung one too, since pause holds the line's Postgres row while it waits for Redis. A command
@@ -146,7 +149,7 @@ export async function createRedisLine({
   // One hash tag per line, so a line's keys share a Redis Cluster slot.
   function keysOf(lineId: string) {
     const base = `${keyPrefix}line:{${lineId}}`;
-    return { control: `${base}:control`, lease: `${base}:lease`, counter: `${base}:token` } as const;
+    return { control: `${base}:control`, lease: `${base}:lease`, counter: `${base}:token`, want: `${base}:want` } as const;
   }
 
   /** Mirrors a durable pause state into Redis; returns what Redis holds afterwards. */
@@ -219,9 +222,12 @@ export async function createRedisLine({
     async acquire(lineId, holder, ttlMs) {
       assertLineId(lineId);
       assertTtl(ttlMs, maxTtlMs);
-      const json = JSON.stringify(checkHolder(holder));
+      const checked = checkHolder(holder);
+      const json = JSON.stringify(checked);
       const k = keysOf(lineId);
-      return synced(lineId, async () => decode.take(await scripts.lineAcquire(k.control, k.lease, k.counter, json, ttlMs), 'line-acquire'));
+      return synced(lineId, async () =>
+        decode.take(await scripts.lineAcquire(k.control, k.lease, k.counter, k.want, json, ttlMs, checked.kind, checked.node, wantMs), 'line-acquire'),
+      );
     },
 
     async release(lineId, token, next) {
@@ -230,13 +236,14 @@ export async function createRedisLine({
       const k = keysOf(lineId);
       if (!next) {
         open();
-        decode.released(await scripts.lineRelease(k.control, k.lease, k.counter, String(token), '', 0));
+        decode.released(await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), '', 0, '', ''));
         return null;
       }
       assertTtl(next.ttlMs, maxTtlMs);
-      const json = JSON.stringify(checkHolder(next.holder));
+      const checked = checkHolder(next.holder);
+      const json = JSON.stringify(checked);
       return synced(lineId, async () =>
-        decode.take(await scripts.lineRelease(k.control, k.lease, k.counter, String(token), json, next.ttlMs), 'line-release'),
+        decode.take(await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), json, next.ttlMs, checked.kind, checked.node), 'line-release'),
       );
     },
 

@@ -9,6 +9,8 @@
 export interface Query {
   text: string;
   values: unknown[];
+  /** Set on the statements of every request (their text never varies): prepared once per connection. */
+  name?: string;
 }
 
 /** Epoch ms on the database clock, read once per statement (a volatile CTE is not inlined). */
@@ -21,8 +23,25 @@ const NOW = `now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigi
  */
 const NO_FSYNC = `nofsync AS (SELECT set_config('synchronous_commit', 'off', true) AS v)`;
 
-/** Row: token (null when refused), paused (null when the line had no row). */
-export function acquire(lineId: string, holder: object, ttlMs: number): Query {
+/**
+ * The line row `l` is wanted by an interactive request of another process than the one `h`
+ * (a holder as jsonb) belongs to, and `h` is not interactive itself: `h` must not have the line.
+ */
+const wantedElsewhere = (l: string, h: string, nowMs: string) =>
+  `(${h}->>'kind' <> 'interactive' AND coalesce(${l}.wanted_until > ${nowMs}, false) AND ${l}.wanted_by IS DISTINCT FROM ${h}->>'node')`;
+
+/** The want of `h`'s process is met once it holds the line: cleared (columns of an UPDATE SET). */
+const clearOwnWant = (l: string, h: string) =>
+  `wanted_by = CASE WHEN ${l}.wanted_by = ${h}->>'node' THEN NULL ELSE ${l}.wanted_by END,
+   wanted_until = CASE WHEN ${l}.wanted_by = ${h}->>'node' THEN NULL ELSE ${l}.wanted_until END`;
+
+/**
+ * Row: token (null when refused), paused (null when the line had no row). An interactive
+ * request refused because another holds the line records its want (see 007_line_wanted.sql) for
+ * `wantMs`; that alone is not worth a WAL flush (lost, it only delays), so such a refusal
+ * commits asynchronously.
+ */
+export function acquire(lineId: string, holder: object, ttlMs: number, wantMs: number): Query {
   return {
     text: `WITH ${NOW},
       cur AS (SELECT paused FROM lines WHERE id = $1 FOR NO KEY UPDATE),
@@ -30,12 +49,21 @@ export function acquire(lineId: string, holder: object, ttlMs: number): Query {
         INSERT INTO lines AS l (id, holder, token, expires_at)
         SELECT $1, $2::jsonb, 1, now.ms + $3::bigint FROM now LEFT JOIN cur ON true
         ON CONFLICT (id) DO UPDATE
-          SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
+          SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at, ${clearOwnWant('l', 'excluded.holder')}
           WHERE NOT l.paused AND (l.expires_at IS NULL OR l.expires_at <= excluded.expires_at - $3::bigint)
+            AND NOT ${wantedElsewhere('l', 'excluded.holder', 'excluded.expires_at - $3::bigint')}
         RETURNING l.token
+      ),
+      want AS (
+        UPDATE lines l SET wanted_by = $2::jsonb->>'node', wanted_until = now.ms + $4::bigint
+          FROM now WHERE l.id = $1 AND $2::jsonb->>'kind' = 'interactive' AND NOT l.paused AND NOT EXISTS (SELECT FROM got)
+        RETURNING 1
       )
-      SELECT (SELECT token FROM got) AS token, (SELECT paused FROM cur) AS paused`,
-    values: [lineId, JSON.stringify(holder), ttlMs],
+      SELECT (SELECT token FROM got) AS token, (SELECT paused FROM cur) AS paused,
+        set_config('synchronous_commit', CASE WHEN EXISTS (SELECT FROM got) THEN current_setting('synchronous_commit') ELSE 'off' END, true) AS commit_mode,
+        (SELECT count(*) FROM want) AS wants`,
+    values: [lineId, JSON.stringify(holder), ttlMs, wantMs],
+    name: 'line:acquire',
   };
 }
 
@@ -46,6 +74,7 @@ export function release(lineId: string, token: number): Query {
       UPDATE lines SET holder = NULL, expires_at = NULL
       FROM nofsync WHERE id = $1 AND token = $2 AND holder IS NOT NULL`,
     values: [lineId, token],
+    name: 'line:release',
   };
 }
 
@@ -55,6 +84,9 @@ export function release(lineId: string, token: number): Query {
  * expired). Paused: `token` still lets go, `next` is refused. Row: token (null when refused), paused.
  */
 export function handoff(lineId: string, token: number, next: object, ttlMs: number): Query {
+  // Paused, or wanted by another process's interactive request while `next` is bulk: `token`
+  // lets go and `next` is refused.
+  const blocked = `(l.paused OR ${wantedElsewhere('l', 'excluded.holder', 'excluded.expires_at - $4::bigint')})`;
   return {
     text: `WITH ${NOW},
       cur AS (SELECT paused FROM lines WHERE id = $1 FOR NO KEY UPDATE),
@@ -62,15 +94,55 @@ export function handoff(lineId: string, token: number, next: object, ttlMs: numb
         INSERT INTO lines AS l (id, holder, token, expires_at)
         SELECT $1, $3::jsonb, 1, now.ms + $4::bigint FROM now LEFT JOIN cur ON true
         ON CONFLICT (id) DO UPDATE SET
-          holder = CASE WHEN l.paused THEN NULL ELSE excluded.holder END,
-          token = CASE WHEN l.paused THEN l.token ELSE l.token + 1 END,
-          expires_at = CASE WHEN l.paused THEN NULL ELSE excluded.expires_at END
+          holder = CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END,
+          token = CASE WHEN ${blocked} THEN l.token ELSE l.token + 1 END,
+          expires_at = CASE WHEN ${blocked} THEN NULL ELSE excluded.expires_at END,
+          ${clearOwnWant('l', `(CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END)`)}
         WHERE (l.holder IS NOT NULL AND l.token = $2::bigint)
-           OR (NOT l.paused AND (l.expires_at IS NULL OR l.expires_at <= excluded.expires_at - $4::bigint))
+           OR (NOT ${blocked} AND (l.expires_at IS NULL OR l.expires_at <= excluded.expires_at - $4::bigint))
         RETURNING l.token, l.holder IS NOT NULL AS taken
       )
       SELECT (SELECT token FROM got WHERE taken) AS token, (SELECT paused FROM cur) AS paused`,
     values: [lineId, token, JSON.stringify(next), ttlMs],
+    name: 'line:handoff',
+  };
+}
+
+/**
+ * The holder of `token` keeps the line for its next request (`next`): same token, and, unless
+ * less than `minLeftMs` of the lease is left, the same expiry. Then nothing durable changes (the
+ * holder is informational), so the commit skips the WAL flush; a lease that is extended (to
+ * `ttlMs` from now) is committed durably, before the request it covers is sent. The pause is
+ * read from the locked row in the same statement: paused, or wanted by another process's
+ * interactive request while `next` is bulk, the lease is let go and `next` refused.
+ * Row: held (false when `token` no longer holds an unexpired lease: nothing was written),
+ * token (null when refused), paused, extended.
+ */
+export function renew(lineId: string, token: number, next: object, ttlMs: number, minLeftMs: number): Query {
+  return {
+    text: `WITH ${NOW},
+      cur AS (SELECT * FROM lines WHERE id = $1 FOR NO KEY UPDATE),
+      d AS (
+        SELECT cur.token = $2::bigint AND cur.holder IS NOT NULL AND cur.expires_at > now.ms AS held,
+               cur.paused OR ${wantedElsewhere('cur', '$3::jsonb', 'now.ms')} AS blocked,
+               cur.expires_at - now.ms < $5::bigint AS extend, cur.paused
+          FROM cur, now
+      ),
+      kept AS (
+        UPDATE lines l SET
+          holder = CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END,
+          expires_at = CASE WHEN d.blocked THEN NULL WHEN d.extend THEN now.ms + $4::bigint ELSE l.expires_at END,
+          ${clearOwnWant('l', `(CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END)`)}
+          FROM d, now WHERE l.id = $1 AND d.held
+        RETURNING NOT d.blocked AS taken, NOT d.blocked AND d.extend AS extended
+      )
+      SELECT coalesce((SELECT held FROM d), false) AS held,
+        CASE WHEN (SELECT taken FROM kept) THEN $2::bigint END AS token,
+        (SELECT paused FROM d) AS paused,
+        coalesce((SELECT extended FROM kept), false) AS extended,
+        set_config('synchronous_commit', CASE WHEN (SELECT extended FROM kept) THEN current_setting('synchronous_commit') ELSE 'off' END, true) AS commit_mode`,
+    values: [lineId, token, JSON.stringify(next), ttlMs, minLeftMs],
+    name: 'line:renew',
   };
 }
 

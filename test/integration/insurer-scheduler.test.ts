@@ -163,6 +163,40 @@ describe('line scheduler', () => {
     expect(clock.now()).toBe(1_000_000);
   });
 
+  it('keeps the lease between queued requests where the line can renew, each request ending before the lease it was sent under', async () => {
+    const clock = new ManualClock(1_000_000);
+    const mem = memoryLine();
+    const renewals: { token: number; ttlMs: number; minLeftMs: number }[] = [];
+    let acquiredTtl = 0;
+    const line: Line = {
+      ...mem.line,
+      async acquire(id, h, ttlMs) {
+        acquiredTtl = ttlMs;
+        return mem.line.acquire(id, h, ttlMs);
+      },
+      async renew(_id, token, next) {
+        mem.calls.push('renew');
+        renewals.push({ token, ttlMs: next.ttlMs, minLeftMs: next.minLeftMs });
+        const held = mem.held();
+        if (held?.token !== token) return { ok: false, reason: 'busy' };
+        held.holder = next.holder;
+        return { ok: true, token };
+      },
+    };
+    const s = make(line, clock);
+    const sent: string[] = [];
+    await Promise.all(['a', 'b', 'c'].map((n) => s.run('bulk', n, async () => void sent.push(n))));
+    await settle();
+    expect(sent).toEqual(['a', 'b', 'c']);
+    expect(mem.calls).toEqual(['acquire', 'renew', 'renew', 'release']);
+    // The request timeout is 1 s: a lease renewed for a request has more than that left.
+    for (const r of renewals) {
+      expect(r.minLeftMs).toBeGreaterThan(1_000);
+      expect(r.ttlMs).toBeGreaterThan(r.minLeftMs);
+    }
+    expect(acquiredTtl).toBeGreaterThan(renewals[0]!.minLeftMs);
+  });
+
   it('holds a request for the Retry-After the insurer named, and no longer than that while the line is idle', async () => {
     const clock = new ManualClock(1_000_000);
     const mem = memoryLine();

@@ -383,6 +383,39 @@ function lineSuite(target: Target) {
     expect((await a.acquire(id, holder(), LONG_TTL)).ok).toBe(true);
   });
 
+  it('puts an interactive request of one process ahead of bulk work of another: the holder lets go at its next bulk handoff', async () => {
+    const { a, b, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), LONG_TTL));
+    // b's interactive request finds the line busy: that makes it wanted by b.
+    expect(await b.acquire(id, holder('b', 'interactive'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    // a's own interactive work may still follow a's request...
+    const mine = holder('a', 'interactive');
+    const t2 = tokenOf(await a.release(id, t1, { holder: mine, ttlMs: LONG_TTL }));
+    expect((await b.state(id)).inFlight).toEqual(mine);
+    // ...but its bulk work does not: the handoff lets go of the line, and a's bulk stays off it.
+    expect(await a.release(id, t2, { holder: holder('a'), ttlMs: LONG_TTL })).toEqual({ ok: false, reason: 'busy' });
+    expect((await b.state(id)).inFlight).toBeNull();
+    expect(await a.acquire(id, holder('a'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    const theirs = holder('b', 'interactive');
+    const t3 = tokenOf(await b.acquire(id, theirs, LONG_TTL));
+    expect(t3).toBeGreaterThan(t2);
+    expect((await a.state(id)).inFlight).toEqual(theirs);
+    // Once b got in, its want is met: b's own bulk follows, and then a gets the line back.
+    const t4 = tokenOf(await b.release(id, t3, { holder: holder('b'), ttlMs: LONG_TTL }));
+    await b.release(id, t4);
+    expect(tokenOf(await a.acquire(id, holder('a'), LONG_TTL))).toBeGreaterThan(t4);
+  });
+
+  it('forgets a want whose process stopped asking', async () => {
+    const { a, b, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), LONG_TTL));
+    expect(await b.acquire(id, holder('b', 'interactive'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    expect(await a.release(id, t1, { holder: holder('a'), ttlMs: LONG_TTL })).toEqual({ ok: false, reason: 'busy' });
+    // b went away: a's bulk work gets the line back once the want has lapsed (250 ms).
+    await sleep(300);
+    expect((await a.acquire(id, holder('a'), LONG_TTL)).ok).toBe(true);
+  });
+
   it('rejects arguments that could never be right', async () => {
     const { a, id } = await open({ maxTtlMs: 1_000 });
     await expect(a.acquire(id, holder(), 0)).rejects.toThrow(RangeError);
@@ -429,6 +462,117 @@ function lineSuite(target: Target) {
       `line (${target.kind}, ${databaseKind()} Postgres): mean of ${n}: ` +
         `acquire ${ms(acquire)}, release+handoff ${ms(handoff)}, plain release ${ms(release)}`,
     );
+  });
+}
+
+/** The renew path (Postgres): the holder keeps its lease for its next request. */
+function renewSuite(target: Target) {
+  async function open(opts?: { maxTtlMs?: number }) {
+    const harness = await target.open(opts);
+    onTestFinished(() => harness.close());
+    const renew = (line: Line, id: string, token: number, next: { holder: LineHolder; ttlMs: number; minLeftMs: number }) => line.renew!(id, token, next);
+    return { ...harness, renew, id: `insurer:${randomUUID()}` };
+  }
+
+  it("keeps the lease and its token for the holder's next request, reported in flight, while others are refused", async () => {
+    const { a, b, renew, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), LONG_TTL));
+    const next = holder('a');
+    expect(await renew(a, id, t1, { holder: next, ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: true, token: t1 });
+    expect((await b.state(id)).inFlight).toEqual(next);
+    expect(await b.acquire(id, holder('b'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    // A stale token renews nothing.
+    expect(await renew(b, id, t1 - 1 || t1 + 1, { holder: holder('b'), ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: false, reason: 'busy' });
+    expect((await b.state(id)).inFlight).toEqual(next);
+    await a.release(id, t1);
+    expect(tokenOf(await b.acquire(id, holder('b'), LONG_TTL))).toBeGreaterThan(t1);
+  });
+
+  it('extends the lease only when less than minLeftMs of it is left', async () => {
+    const { a, b, renew, id } = await open();
+    // Enough left: the expiry stays, so the lease ends when it was going to.
+    const t1 = tokenOf(await a.acquire(id, holder('a'), 400));
+    expect(await renew(a, id, t1, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: 100 })).toEqual({ ok: true, token: t1 });
+    await sleep(450);
+    const t2 = tokenOf(await b.acquire(id, holder('b'), 400));
+    expect(t2).toBeGreaterThan(t1);
+    // Too little left: extended to ttlMs from now, so it outlives its first expiry.
+    expect(await renew(b, id, t2, { holder: holder('b'), ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: true, token: t2 });
+    await sleep(450);
+    expect(await a.acquire(id, holder('a'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+  });
+
+  it('hands over as a fresh lease once the old one expired, unless another process took the line', async () => {
+    const { a, b, renew, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), SHORT_TTL));
+    await sleep(SHORT_TTL + 50);
+    const t2 = tokenOf(await renew(a, id, t1, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: 1_000 }));
+    expect(t2).toBeGreaterThan(t1);
+    await a.release(id, t2);
+    const t3 = tokenOf(await a.acquire(id, holder('a'), SHORT_TTL));
+    await sleep(SHORT_TTL + 50);
+    const theirs = holder('b');
+    tokenOf(await b.acquire(id, theirs, LONG_TTL));
+    expect(await renew(a, id, t3, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: false, reason: 'busy' });
+    expect((await a.state(id)).inFlight).toEqual(theirs);
+  });
+
+  it('is refused from the moment a pause answers, and lets the line go; a chain of renewals ends with the one reported in flight', async () => {
+    const { a, b, renew, id } = await open();
+    let current = holder('a');
+    const token = tokenOf(await a.acquire(id, current, LONG_TTL));
+    let renewals = 0;
+    const chain = (async () => {
+      for (;;) {
+        const next = holder('a');
+        const got = await renew(a, id, token, { holder: next, ttlMs: LONG_TTL, minLeftMs: 1_000 });
+        if (!got.ok) return got;
+        expect(got.token).toBe(token);
+        renewals++;
+        current = next;
+      }
+    })();
+    await sleep(30);
+    const paused = await b.pause(id, 'stop the chain', 'test');
+    expect(await chain).toEqual({ ok: false, reason: 'paused' });
+    expect(renewals).toBeGreaterThan(2);
+    expect(paused.inFlight).toEqual(current);
+    expect((await b.state(id)).inFlight).toBeNull();
+    expect(await b.acquire(id, holder('b'), LONG_TTL)).toEqual({ ok: false, reason: 'paused' });
+    await b.resume(id);
+    expect(tokenOf(await b.acquire(id, holder('b'), LONG_TTL))).toBeGreaterThan(token);
+  });
+
+  it("lets go instead of keeping the line for bulk work while another process's interactive request waits", async () => {
+    const { a, b, renew, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), LONG_TTL));
+    expect(await b.acquire(id, holder('b', 'interactive'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    expect(await renew(a, id, t1, { holder: holder('a', 'interactive'), ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: true, token: t1 });
+    expect(await renew(a, id, t1, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: 1_000 })).toEqual({ ok: false, reason: 'busy' });
+    expect((await b.state(id)).inFlight).toBeNull();
+    expect(tokenOf(await b.acquire(id, holder('b', 'interactive'), LONG_TTL))).toBeGreaterThan(t1);
+  });
+
+  it('rejects a minLeftMs outside 0..ttlMs', async () => {
+    const { a, renew, id } = await open();
+    const t1 = tokenOf(await a.acquire(id, holder('a'), LONG_TTL));
+    await expect(renew(a, id, t1, { holder: holder('a'), ttlMs: 1_000, minLeftMs: 2_000 })).rejects.toThrow(RangeError);
+    await expect(renew(a, id, t1, { holder: holder('a'), ttlMs: 1_000, minLeftMs: -1 })).rejects.toThrow(RangeError);
+  });
+
+  it('prints mean renew latency, kept and extended', async () => {
+    const { a, renew, id } = await open();
+    const n = 500;
+    let token = tokenOf(await a.acquire(id, holder(), LONG_TTL));
+    const time = async (minLeftMs: number) => {
+      const t = performance.now();
+      for (let i = 0; i < n; i++) token = tokenOf(await renew(a, id, token, { holder: holder(), ttlMs: LONG_TTL, minLeftMs }));
+      return (performance.now() - t) / n;
+    };
+    await time(1_000); // warm-up
+    const kept = await time(1_000);
+    const extended = await time(LONG_TTL);
+    console.log(`line (${target.kind}, ${databaseKind()} Postgres): mean of ${n}: renew kept ${kept.toFixed(2)} ms, renew extended ${extended.toFixed(2)} ms`);
   });
 }
 
@@ -519,7 +663,10 @@ const probe = await probeRedis();
 const runRedis = !probe || Boolean(process.env.CI);
 if (!runRedis) console.log(`line: Redis suite excluded, ${probe?.message} (start Redis or set REDIS_URL)`);
 
-describe('line (postgres)', () => lineSuite(postgres));
+describe('line (postgres)', () => {
+  lineSuite(postgres);
+  renewSuite(postgres);
+});
 describe.runIf(runRedis)('line (redis)', () => {
   lineSuite(redis);
   redisOnlySuite(redis);

@@ -83,9 +83,22 @@ export function insurerRoutes({ db, system, clock, line, module }: InsurerRouteD
       const issue = parsed.error.issues[0]!;
       throw new ProblemError(422, issue.message, issue.path.join('.') || 'reason');
     }
-    const state = await line.pause(lineId(h.settings.id), parsed.data.reason, c.get('principal').subject);
+    const id = lineId(h.settings.id);
+    const state = await line.pause(id, parsed.data.reason, c.get('principal').subject);
+    // The request in flight at the pause was given the line before it, but may not have reached
+    // the insurer yet (its process can be slow to send): answer once it has let go of the line
+    // (its lease ends at the latest), so that nothing starts at the insurer after the answer.
+    if (state.inFlight) await letGo(id, state.inFlight.requestId, h.settings.timeoutMs + 5_000);
     return c.json(pauseView(state));
   });
+
+  /** Until `requestId` no longer holds the line (done, aborted, or its lease expired), or `maxMs` passed. */
+  async function letGo(id: string, requestId: string, maxMs: number): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    while ((await line.state(id)).inFlight?.requestId === requestId && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
 
   app.post('/insurers/:id/resume', async (c) => {
     const h = insurer(c);

@@ -28,6 +28,12 @@ export interface SchedulerOptions {
   requestTimeoutMs: number;
   clock: Clock;
   leaseMarginMs?: number;
+  /**
+   * With a line that can renew (Postgres): how much longer than a request's needs a lease is
+   * taken, so the holder keeps it for its next requests without a durable write for this long.
+   * After a crash, other processes wait this much longer for the line.
+   */
+  renewSlackMs?: number;
   /** How long to wait before asking again while another process holds the line. */
   busyPollMs?: number;
   pausedPollMs?: number;
@@ -39,7 +45,12 @@ export class LineStoppedError extends Error {}
 
 /**
  * Sends one request at a time to one insurer through the line (a fenced lease shared with every
- * other process, refused while paused). Interactive requests go before bulk ones. A retry
+ * other process, refused while paused). Interactive requests go before bulk ones, in this process
+ * by the queue's order and across processes by the line store: an interactive request refused
+ * because another process holds the line keeps that process's bulk work off it, so the holder
+ * lets go after its request. While it has work queued, the loop keeps the lease from one request
+ * to the next (a handoff, or a renew where the store has one: no durable write until the lease
+ * runs short). A retry
  * backing off (`notBefore`) waits while others can use the line; when nothing else is
  * eligible, the earliest such retry goes at once: the insurer sees one request either way, and
  * an idle line helps nobody. A wait the insurer named itself (429 Retry-After, `holdUntil`) is
@@ -169,8 +180,10 @@ export class LineScheduler {
   }
 
   private async loop(): Promise<void> {
-    const { line, lineId, node, requestTimeoutMs, clock, leaseMarginMs = 2_000, busyPollMs = 5, pausedPollMs = 200 } = this.o;
-    const ttlMs = requestTimeoutMs + leaseMarginMs;
+    const { line, lineId, node, requestTimeoutMs, clock, leaseMarginMs = 2_000, renewSlackMs = 1_000, busyPollMs = 5, pausedPollMs = 200 } = this.o;
+    // What a request needs left of its lease when it is sent: it is aborted well before.
+    const minLeftMs = requestTimeoutMs + leaseMarginMs;
+    const ttlMs = line.renew ? minLeftMs + renewSlackMs : minLeftMs;
     let token: number | null = null;
     try {
       while (this.queue.length && !this.stopped) {
@@ -187,8 +200,10 @@ export class LineScheduler {
         let got;
         try {
           // The pause is checked here, at the moment of sending: the store refuses the lease (or the
-          // hand-over) atomically while the line is paused, whichever process paused it.
-          got = token === null ? await line.acquire(lineId, holder, ttlMs) : await line.release(lineId, token, { holder, ttlMs });
+          // hand-over, or the renewal) atomically while the line is paused, whichever process paused it.
+          if (token === null) got = await line.acquire(lineId, holder, ttlMs);
+          else if (line.renew) got = await line.renew(lineId, token, { holder, ttlMs, minLeftMs });
+          else got = await line.release(lineId, token, { holder, ttlMs });
         } catch (err) {
           // Redis or the database is unreachable: no lease, no request. Wait and ask again.
           token = null;
