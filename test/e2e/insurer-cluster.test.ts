@@ -24,7 +24,7 @@ interface Progress {
   runState: string;
   counts: { listed: number; new: number; removed: number; synced: number; pending: number; retrying: number; cancelled_410: number; failed: number };
   requests: { made: number; failed: number; inFlight: number };
-  waiting: Record<string, number>;
+  waiting: { interactive: number; listing: number; bulk: number };
 }
 
 interface SyncView {
@@ -248,6 +248,9 @@ describe('insurer sync on two processes sharing Postgres and Redis', () => {
     const { runId } = await c.post<{ runId: string }>(a, `/insurers/${insurer}/sync`, 202);
     const listed = await c.waitProgress(b, (p) => p.counts.listed > 0 || finished(p), left(), 20);
     expect(finished(listed), JSON.stringify(listed)).toBe(false);
+    // B has nothing queued of its own yet: what its progress shows waiting for the line is A's.
+    const seenOnB = await c.waitProgress(b, (p) => p.waiting.listing + p.waiting.bulk > 0 || finished(p), left(), 20);
+    expect(finished(seenOnB), JSON.stringify(seenOnB)).toBe(false);
     // A run starts once, whichever process is asked: B finds the run A recorded.
     expect((await c.post<{ runId: string }>(b, `/insurers/${insurer}/sync`, 409)).runId).toBe(runId);
 

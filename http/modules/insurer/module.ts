@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StaleEpochError } from '../../../actors/errors.ts';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
 import { createInsurerClient, type InsurerClient } from '../../../integrations/insurer/client.ts';
@@ -7,6 +8,7 @@ import { insurerMachine } from '../../../machines/insurer.ts';
 import type { FieldCipher } from '../../../storage/crypto.ts';
 import type { Db } from '../../../storage/db.ts';
 import { PatientStore } from '../../../storage/insurer/patients.ts';
+import { publishQueue } from '../../../storage/insurer/queues.ts';
 import { scheduledInteractive } from '../../../storage/insurer/syncs.ts';
 import type { Line } from '../../../storage/line/types.ts';
 import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
@@ -29,6 +31,8 @@ export interface InsurerHandle {
   settings: InsurerSettings;
   client: InsurerClient;
   line: LineScheduler;
+  /** This process as a runtime node (the key of its recorded queue, see storage/insurer/queues.ts). */
+  node: string;
 }
 
 export const INSURER_ID = /^[A-Za-z0-9_-]{1,32}$/;
@@ -41,9 +45,26 @@ const PATIENT_KEY = /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9._:-]{1,64}$/;
  */
 export function createInsurerModule(o: InsurerModuleOptions) {
   const handles = new Map<string, InsurerHandle>();
+  let stopping = false;
+  // Each process records what it has queued for each insurer's line, a moment after it changes
+  // (at most once a second), so that progress read on any process counts the whole cluster's queue.
+  const publishing = new Map<string, unknown>();
+  function queueChanged(insurerId: string): void {
+    if (stopping || publishing.has(insurerId)) return;
+    const timer = o.clock.setTimeout(() => {
+      publishing.delete(insurerId);
+      const h = handles.get(insurerId);
+      if (!h || stopping) return;
+      publishQueue(o.db, insurerId, h.node, h.line.waiting).catch((err: unknown) =>
+        o.logger.warn({ insurer: insurerId, err: (err as Error).message }, 'could not record the line queue; recorded with its next change'),
+      );
+    }, 1_000);
+    publishing.set(insurerId, timer);
+  }
   for (const settings of o.insurers) {
     handles.set(settings.id, {
       settings,
+      node: o.system.node,
       client: createInsurerClient({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs }),
       line: new LineScheduler({
         line: o.line,
@@ -52,6 +73,7 @@ export function createInsurerModule(o: InsurerModuleOptions) {
         requestTimeoutMs: settings.timeoutMs,
         clock: o.clock,
         onError: (err) => o.logger.warn({ insurer: settings.id, err: (err as Error).message }, 'insurer line unavailable; waiting'),
+        onQueueChange: () => queueChanged(settings.id),
       }),
     });
   }
@@ -94,7 +116,6 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     idleTimeoutMs: 30_000,
   });
 
-  let stopping = false;
   /**
    * Hands a recorded interactive sync to its patient's actor, in the background: the route has
    * answered once the sync is stored. Retried while the runtime can't take the event; a sync
@@ -119,13 +140,28 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     /** Brings each configured insurer's supervisor to life (its daily timer needs it), and hands over interactive syncs left scheduled. */
     async start(): Promise<void> {
       for (const id of handles.keys()) {
-        await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
+        // Processes started together send the same `wake`: the runtime may refuse the one that
+        // lost the race (StaleEpochError) instead of answering it as a duplicate; sent again, it is one.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
+            break;
+          } catch (err) {
+            if (!(err instanceof StaleEpochError) || attempt >= 5) throw err;
+          }
+        }
         for (const s of await scheduledInteractive(o.db, id)) dispatch(id, s.patientId, s.id);
       }
     },
     async stop(): Promise<void> {
       stopping = true;
+      for (const timer of publishing.values()) o.clock.clearTimeout(timer);
+      publishing.clear();
       await Promise.all([...handles.values()].map((h) => h.line.stop()));
+      // Nothing queued here any more (a node that is gone is not counted anyway).
+      await Promise.all(
+        [...handles.values()].map((h) => publishQueue(o.db, h.settings.id, h.node, { interactive: 0, listing: 0, bulk: 0 }).catch(() => {})),
+      );
     },
   };
 }

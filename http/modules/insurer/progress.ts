@@ -1,4 +1,5 @@
 import type { Db } from '../../../storage/db.ts';
+import { queuedElsewhere } from '../../../storage/insurer/queues.ts';
 import { latestRun } from '../../../storage/insurer/runs.ts';
 import type { Line } from '../../../storage/line/types.ts';
 import type { InsurerHandle } from './module.ts';
@@ -7,11 +8,13 @@ import { lineId } from './module.ts';
 export const iso = (t: number | null | undefined) => (t == null ? null : new Date(t).toISOString());
 
 /**
- * A run's progress from counters kept with every status change: two indexed reads, no scan
- * of patients, whatever the run's size.
+ * A run's progress from counters kept with every status change: indexed reads, no scan of
+ * patients, whatever the run's size. `waiting` is the line's queue over the whole cluster:
+ * this process's as it is, the others' as they last recorded it.
  */
 export async function progress(db: Db, line: Line, h: InsurerHandle, now: number) {
-  const [run, pause] = await Promise.all([latestRun(db, h.settings.id), line.state(lineId(h.settings.id))]);
+  const [run, pause, elsewhere] = await Promise.all([latestRun(db, h.settings.id), line.state(lineId(h.settings.id)), queuedElsewhere(db, h.settings.id, h.node)]);
+  const own = h.line.waiting;
   const counts = run?.counts;
   const open = counts ? counts.scheduled + counts.running + counts.retrying : 0;
   const finished = counts ? counts.done + counts.cancelled_410 + counts.failed : 0;
@@ -44,7 +47,7 @@ export async function progress(db: Db, line: Line, h: InsurerHandle, now: number
       perSecond: run ? Math.round((run.requestsMade / elapsedS) * 10) / 10 : 0,
     },
     pause: { paused: pause.paused, reason: pause.reason, pausedAt: iso(pause.pausedAt), pausedBy: pause.pausedBy },
-    waiting: h.line.waiting,
+    waiting: { interactive: own.interactive + elsewhere.interactive, listing: own.listing + elsewhere.listing, bulk: own.bulk + elsewhere.bulk },
     lastError: run?.lastError ?? null,
     etaSeconds,
   };

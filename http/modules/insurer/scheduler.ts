@@ -38,6 +38,8 @@ export interface SchedulerOptions {
   busyPollMs?: number;
   pausedPollMs?: number;
   onError?: (err: unknown) => void;
+  /** The queue changed (a request queued, sent or withdrawn): `waiting` may read differently. */
+  onQueueChange?: () => void;
 }
 
 /** Thrown into a queued request when the line is stopped. */
@@ -94,6 +96,7 @@ export class LineScheduler {
         const i = this.queue.indexOf(waiter);
         if (i >= 0) {
           this.queue.splice(i, 1);
+          this.o.onQueueChange?.();
           reject(signal!.reason);
         }
       };
@@ -110,6 +113,7 @@ export class LineScheduler {
         reject: (e: unknown) => (done(), reject(e)),
       } as Waiter;
       this.queue.push(waiter);
+      this.o.onQueueChange?.();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.notify();
       this.kick();
@@ -127,6 +131,7 @@ export class LineScheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const w of this.queue.splice(0)) w.reject(new LineStoppedError('line stopped'));
+    this.o.onQueueChange?.();
     this.notify();
     await this.running;
   }
@@ -220,6 +225,7 @@ export class LineScheduler {
         const at = this.queue.indexOf(w);
         if (at < 0) continue; // withdrawn while the lease was being taken
         this.queue.splice(at, 1);
+        this.o.onQueueChange?.();
         this.stats.made++;
         this.stats.inFlight++;
         this.stats.lastRequestAt = clock.now();
