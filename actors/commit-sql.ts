@@ -139,6 +139,12 @@ export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): {
   return { name, text: `WITH ${ctes.join(',\n')}\nSELECT ${outputs.join(', ')}`, values };
 }
 
+/** The write lost a race for an idempotency key to another node's send of the same key. */
+export function isKeyRace(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23505' && e.constraint === 'journal_idempotency';
+}
+
 /** A write refused because another writer got there first, as the runtime's error. */
 export function refusal(err: unknown): unknown {
   const code = (err as { code?: string }).code;

@@ -1,5 +1,5 @@
 import type { Db } from '../storage/db.ts';
-import { actorId, earlierSends, groupCommit, refusal, type CommitRow } from './commit-sql.ts';
+import { actorId, earlierSends, groupCommit, isKeyRace, refusal, type CommitRow } from './commit-sql.ts';
 import type { ActorEvent, PendingTimer } from './types.ts';
 
 export interface AppendOp {
@@ -134,43 +134,53 @@ export class Committer {
 
   private async flush(appends: Waiting<AppendOp, AppendOutcome>[], saves: Waiting<SaveOp, void>[]): Promise<void> {
     let outcomes: AppendOutcome[];
-    try {
-      // No other transaction of this committer touches these actors, so reading their
-      // idempotency keys before the write is as good as reading them inside it.
-      const earlier = await earlierSends(this.db, appends.map((a) => a.op));
-      // Only events that are really new get a seq, so seqs stay dense. A key sent twice in
-      // this batch is answered with the seq its first send gets.
-      const fresh: AppendOp[] = [];
-      const firstInBatch = new Map<string, number>();
-      const plan = appends.map(({ op }) => {
-        const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
-        const seen = id === undefined ? undefined : earlier.get(id);
-        if (seen !== undefined) return { seq: seen };
-        const inBatch = id === undefined ? undefined : firstInBatch.get(id);
-        if (inBatch !== undefined) return { sameAs: inBatch };
-        fresh.push(op);
-        if (id !== undefined) firstInBatch.set(id, fresh.length - 1);
-        return { fresh: fresh.length - 1 };
-      });
-      const statement = groupCommit(this.node, fresh, saves.map((s) => s.op));
-      const written = statement ? (await this.db.query<CommitRow>(statement.text, statement.values, statement.name)).rows[0] : undefined;
-      const live = new Set(written?.live ?? []);
-      const rows = written?.appended ?? [];
-      outcomes = plan.map((p) => {
-        if ('seq' in p) return { seq: p.seq!, duplicate: true, owner: null, ownerAlive: false };
-        const row = rows[(p.fresh ?? p.sameAs)!]!;
-        const owner = row.owner;
-        return { seq: row.seq, duplicate: 'sameAs' in p, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
-      });
-    } catch (err) {
-      for (const w of [...appends, ...saves]) w.reject(refusal(err));
-      return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcomes = await this.write(appends.map((w) => w.op), saves.map((w) => w.op));
+        break;
+      } catch (err) {
+        // Another node stored a send with the same idempotency key between this batch's read
+        // of the keys and its write. Nothing was written: read again, and answer it as a resend.
+        if (isKeyRace(err) && attempt < 3) continue;
+        for (const w of [...appends, ...saves]) w.reject(refusal(err));
+        return;
+      }
     }
     this.stats.flushes++;
     this.stats.appends += appends.length;
     this.stats.saves += saves.length;
     appends.forEach((w, i) => w.resolve(outcomes[i]!));
     for (const w of saves) w.resolve();
+  }
+
+  private async write(appends: AppendOp[], saves: SaveOp[]): Promise<AppendOutcome[]> {
+    // No other transaction of this committer touches these actors, so reading their
+    // idempotency keys before the write is as good as reading them inside it.
+    const earlier = await earlierSends(this.db, appends);
+    // Only events that are really new get a seq, so seqs stay dense. A key sent twice in this
+    // batch is answered with the seq its first send gets.
+    const fresh: AppendOp[] = [];
+    const firstInBatch = new Map<string, number>();
+    const plan = appends.map((op) => {
+      const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
+      const seen = id === undefined ? undefined : earlier.get(id);
+      if (seen !== undefined) return { seq: seen };
+      const inBatch = id === undefined ? undefined : firstInBatch.get(id);
+      if (inBatch !== undefined) return { sameAs: inBatch };
+      fresh.push(op);
+      if (id !== undefined) firstInBatch.set(id, fresh.length - 1);
+      return { fresh: fresh.length - 1 };
+    });
+    const statement = groupCommit(this.node, fresh, saves);
+    const written = statement ? (await this.db.query<CommitRow>(statement.text, statement.values, statement.name)).rows[0] : undefined;
+    const live = new Set(written?.live ?? []);
+    const rows = written?.appended ?? [];
+    return plan.map((p) => {
+      if ('seq' in p) return { seq: p.seq!, duplicate: true, owner: null, ownerAlive: false };
+      const row = rows[(p.fresh ?? p.sameAs)!]!;
+      const owner = row.owner;
+      return { seq: row.seq, duplicate: 'sameAs' in p, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
+    });
   }
 }
 

@@ -84,6 +84,23 @@ describe.each(variants)('two nodes on one database (%s)', (variant) => {
     expect(history.filter((h) => h.seq !== null).map((h) => h.seq)).toEqual(Array.from({ length: 61 }, (_, i) => i + 1));
   });
 
+  it('answers the same idempotency key sent through both nodes at once with one event', async () => {
+    await a.system.sendAndWait('tally', 'C-6', { type: 'add', id: 'x', amount: 1 });
+    for (let round = 0; round < 20; round++) {
+      const key = `k-${round}`;
+      const [ra, rb] = await Promise.all([
+        a.system.send('tally', 'C-6', { type: 'add', id: `r${round}`, amount: 1 }, { idempotencyKey: key }),
+        b.system.send('tally', 'C-6', { type: 'add', id: `r${round}`, amount: 1 }, { idempotencyKey: key }),
+      ]);
+      expect(ra.seq).toBe(rb.seq);
+      expect([ra.duplicate, rb.duplicate].filter(Boolean)).toHaveLength(1);
+    }
+    await processedUpTo('tally', 'C-6', 21);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM journal WHERE type = 'tally' AND key = 'C-6'`);
+    expect(rows[0].n).toBe(21);
+    expect((await a.system.get('tally', 'C-6')).context).toMatchObject({ total: 21 });
+  });
+
   it('answers a send-and-wait on a node that does not own the actor once the owner processed it', async () => {
     await a.system.send('tally', 'C-2', { type: 'add', id: 'x', amount: 2 });
     const r = await b.system.sendAndWait('tally', 'C-2', { type: 'add', id: 'y', amount: 3 });
