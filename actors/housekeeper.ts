@@ -1,10 +1,12 @@
 import type { Db } from '../storage/db.ts';
 import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
-import { adoptFrom, dueTimers, liveNodes } from './store.ts';
+import { adoptFrom, dueTimers, liveNodes, ownBacklog } from './store.ts';
 
 const BUCKET_MS = 10;
 const WAKE_LEAD_MS = 150;
+/** Every how many passes this node's own actors are checked for events nobody told it about. */
+const SWEEP_EVERY = 10;
 
 export interface HousekeeperOptions {
   db: Db;
@@ -14,6 +16,8 @@ export interface HousekeeperOptions {
   /** This node: only timers of actors it owns or may claim are its to fire. */
   node: string;
   wake(type: string, keys: string[]): Promise<void>;
+  /** Reads an owned actor's journal tail and processes it. */
+  pull(type: string, key: string): Promise<void>;
   evict(entry: Entry): void;
 }
 
@@ -35,6 +39,7 @@ export class Housekeeper {
 
   /** Nodes seen alive at the last pass, and nodes seen to go whose actors are not all taken over. */
   private live = new Set<string>();
+  private passes = 0;
   private departed = new Set<string>();
 
   /** `live`: the nodes alive before recovery looked for what gone nodes left. */
@@ -66,7 +71,8 @@ export class Housekeeper {
     if (this.running) this.handle = this.o.clock.setTimeout(() => this.tick(), this.o.intervalMs);
     this.passivate();
     if (this.inflight) return;
-    this.inflight = Promise.all([this.scheduleWakes(), this.adoptOrphans()])
+    const sweep = ++this.passes % SWEEP_EVERY === 0;
+    this.inflight = Promise.all([this.scheduleWakes(), this.adoptOrphans(), sweep ? this.sweepBacklog() : undefined])
       .then(() => {})
       .catch(() => {
         // Storage briefly unreachable: the next pass tries again.
@@ -115,6 +121,23 @@ export class Housekeeper {
       // A bounded share per pass, so the timers of this node are not held up.
       if (!(await this.adopt(node, 5))) this.departed.delete(node);
     }
+  }
+
+  /**
+   * Events appended by other nodes reach the owner by NOTIFY, which is lost while the owner's
+   * listening connection is down: its actors with unprocessed events, not being processed now,
+   * are pulled here.
+   */
+  private async sweepBacklog(): Promise<void> {
+    const stuck = await ownBacklog(this.o.db, this.o.node, 500);
+    await Promise.all(
+      stuck
+        .filter(({ type, key }) => {
+          const entry = this.o.entries.get(`${type}/${key}`);
+          return !entry || (!entry.draining && !entry.inbox.length && !entry.inflightAppends && !entry.pendingSaves);
+        })
+        .map(({ type, key }) => this.o.pull(type, key).catch(() => {})),
+    );
   }
 
   /**

@@ -100,6 +100,12 @@ export async function liveNodes(sql: Sql): Promise<string[]> {
   return rows.map((r) => r.node);
 }
 
+/** Actors this node owns with journal events past their processed seq. */
+export async function ownBacklog(sql: Sql, node: string, limit: number): Promise<{ type: string; key: string }[]> {
+  const { rows } = await sql.query(`SELECT type, key FROM actors WHERE owner_node = $1 AND last_seq > processed_seq LIMIT $2`, [node, limit]);
+  return rows;
+}
+
 /** Nodes that are gone but still recorded as the owner of some actor. */
 export async function goneOwners(sql: Sql): Promise<string[]> {
   const { rows } = await sql.query<{ node: string }>(

@@ -109,7 +109,8 @@ export class ActorSystem {
       node,
       log: logger,
       onEvents: (type, key) => {
-        if (this.types.has(type) && !this.stopping) void residents.pull(type, key);
+        // A pull that fails is made up for by housekeeping's sweep of this node's backlog.
+        if (this.types.has(type) && !this.stopping) residents.pull(type, key).catch(() => {});
       },
     });
     this.housekeeper = new Housekeeper({
@@ -119,6 +120,7 @@ export class ActorSystem {
       entries: residents.entries,
       node,
       wake: (type, keys) => residents.wakeMany(type, keys),
+      pull: (type, key) => residents.pull(type, key),
       evict: (entry) => residents.evict(entry),
     });
   }

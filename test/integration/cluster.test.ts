@@ -101,6 +101,20 @@ describe.each(variants)('two nodes on one database (%s)', (variant) => {
     expect((await a.system.get('tally', 'C-6')).context).toMatchObject({ total: 21 });
   });
 
+  it('processes events another node appended even when their NOTIFY was lost', async () => {
+    await a.system.sendAndWait('tally', 'C-7', { type: 'add', id: 'a1', amount: 1 });
+    // What a send through B does, minus the NOTIFY (lost while A's listening connection was down).
+    await t.db.query(`INSERT INTO journal (type, key, seq, event, received_at) VALUES ('tally', 'C-7', 2, '{"type":"add","id":"b1","amount":5}', 0)`);
+    await t.db.query(`UPDATE actors SET last_seq = 2 WHERE type = 'tally' AND key = 'C-7'`);
+    await clock.advance(1_000);
+    expect((await a.system.get('tally', 'C-7')).processedSeq).toBe(1);
+    // A's housekeeping sweeps its own backlog every ten passes.
+    await clock.advance(9_000);
+    await processedUpTo('tally', 'C-7', 2);
+    expect((await a.system.get('tally', 'C-7')).context).toMatchObject({ total: 6, applied: ['a1', 'b1'] });
+    expect(b.system.residentCount.activations).toBe(0);
+  });
+
   it('answers a send-and-wait on a node that does not own the actor once the owner processed it', async () => {
     await a.system.send('tally', 'C-2', { type: 'add', id: 'x', amount: 2 });
     const r = await b.system.sendAndWait('tally', 'C-2', { type: 'add', id: 'y', amount: 3 });
