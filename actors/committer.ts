@@ -113,7 +113,7 @@ export class Committer {
 
   /** Starts transactions while there is room and queued work whose actors are free. */
   private start(): void {
-    const concurrency = this.opts.concurrency ?? 3;
+    const concurrency = this.opts.concurrency ?? 2;
     while (this.inFlight.size < concurrency) {
       // An actor's row is written by its appends (seq counter) and by its save (state). One
       // statement must not write a row twice, and two batches in flight that share rows could
