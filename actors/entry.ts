@@ -26,7 +26,6 @@ export class Entry {
   /** Highest seq applied to the live activation (committed or not). */
   appliedSeq = 0;
   epoch = 0;
-  exists = false;
   /**
    * The stored row read when this entry was made, kept for its first activation; null when
    * there was none (the actor is new), undefined once used.
@@ -55,7 +54,6 @@ export class Entry {
   preload(row: ActorRow | null): void {
     this.preloaded = row;
     if (!row) return;
-    this.exists = true;
     this.lastSeq = row.last_seq;
     this.processedSeq = this.appliedSeq = row.processed_seq;
     this.epoch = row.owner_epoch;

@@ -148,9 +148,7 @@ export class Housekeeper {
     for (let i = 0; i < rounds; i++) {
       const { adopted, pending } = await adoptFrom(this.o.db, gone, this.o.node, 5000);
       if (!adopted) return false;
-      const byType = new Map<string, string[]>();
-      for (const { type, key } of pending) byType.set(type, [...(byType.get(type) ?? []), key]);
-      await Promise.all([...byType].map(([type, keys]) => this.o.wake(type, keys)));
+      await Promise.all([...byType(pending)].map(([type, keys]) => this.o.wake(type, keys)));
     }
     return true;
   }
@@ -159,11 +157,18 @@ export class Housekeeper {
     const bucket = this.buckets.get(at);
     this.buckets.delete(at);
     if (!bucket) return;
-    const byType = new Map<string, string[]>();
-    for (const [id, { type, key }] of bucket.actors) {
-      if (this.scheduled.get(id) === at) this.scheduled.delete(id);
-      byType.set(type, [...(byType.get(type) ?? []), key]);
-    }
-    for (const [type, keys] of byType) void this.o.wake(type, keys).catch(() => {});
+    for (const id of bucket.actors.keys()) if (this.scheduled.get(id) === at) this.scheduled.delete(id);
+    for (const [type, keys] of byType(bucket.actors.values())) void this.o.wake(type, keys).catch(() => {});
   }
+}
+
+/** Keys grouped by actor type (actors are loaded a type at a time). */
+function byType(actors: Iterable<{ type: string; key: string }>): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const { type, key } of actors) {
+    const keys = groups.get(type);
+    if (keys) keys.push(key);
+    else groups.set(type, [key]);
+  }
+  return groups;
 }

@@ -203,7 +203,8 @@ export class Residents {
     let row = entry.preloaded === undefined ? await store.loadActor(this.o.db, name, entry.key) : (entry.preloaded ?? undefined);
     entry.preloaded = undefined;
     if (row && row.owner_node !== this.o.node) {
-      const claimed = await store.claimActor(this.o.db, name, entry.key, this.o.node, row.owner_epoch);
+      // Claimed (if its owner is gone) and read again in one statement, as the timer wheel does.
+      const claimed = (await store.loadAndClaimActors(this.o.db, name, [entry.key], this.o.node)).get(entry.key);
       if (!claimed) {
         // Its owner lives: hand over what this node had queued for it, and let it go.
         if (entry.inbox.length) await store.notifyOwner(this.o.db, name, entry.key);
@@ -215,7 +216,6 @@ export class Residents {
     }
     const timers = row?.timers ?? [];
     if (row) {
-      entry.exists = true;
       entry.processedSeq = entry.appliedSeq = row.processed_seq;
       entry.lastSeq = Math.max(entry.lastSeq, row.last_seq);
       entry.epoch = row.owner_epoch;

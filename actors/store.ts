@@ -47,20 +47,6 @@ export async function loadActor(sql: Sql, type: string, key: string): Promise<Ac
   return rows[0];
 }
 
-/**
- * Makes `node` the owner of an actor whose owner is gone (or that has none), bumping the epoch
- * from the one seen; undefined when the owner is alive or someone claimed it first.
- */
-export async function claimActor(sql: Sql, type: string, key: string, node: string, seenEpoch: number): Promise<ActorRow | undefined> {
-  const { rows } = await sql.query<ActorRow>(
-    `UPDATE actors a SET owner_node = $3, owner_epoch = a.owner_epoch + 1
-      WHERE a.type = $1 AND a.key = $2 AND a.owner_epoch = $4 AND a.owner_node IS DISTINCT FROM $3 AND ${CLAIMABLE}
-      RETURNING ${ACTOR_COLUMNS}`,
-    [type, key, node, seenEpoch],
-  );
-  return rows[0];
-}
-
 /** Tells the node that owns an actor that its journal has events it has not seen. */
 export async function notifyOwner(sql: Sql, type: string, key: string): Promise<void> {
   await sql.query(`SELECT pg_notify('actors_' || current_schema(), $1 || '/' || $2)`, [type, key]);
