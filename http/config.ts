@@ -75,6 +75,13 @@ const schema = z.object({
   DATA_KEYS: json(dataKeysSchema, '{"keys":[{"id","key"}],"lookupKey"}').describe(
     'JSON {"keys":[{"id","key"}],"lookupKey"} (base64, 32 bytes; first key encrypts); unset: generated into DATA_DIR',
   ),
+  PIMS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional().describe('Practice system base URL; unset: a built-in practice-system simulator with a few hundred open visits'),
+  PIMS_RATE_PER_S: z.coerce.number().positive().max(100_000).default(20).describe('Requests per second to the practice system, shared by all processes (token bucket on Redis when set)'),
+  PIMS_TIMEOUT_MS: int(100, 120_000).default(5_000).describe('Timeout of one request to the practice system'),
+  VISIT_MAX_AGE_MS: int(1_000, 7 * 86_400_000).default(300_000).describe("Age at which a visit's line items are refreshed (spread over its last 20%)"),
+  VISIT_ERROR_AFTER: int(1, 1_000).default(5).describe('Failed refreshes in a row before a visit shows the error state (it keeps trying, slower)'),
+  VISIT_RETENTION_MS: int(0, 365 * 86_400_000).default(86_400_000).describe("How long a checked-out visit's last line items stay readable before it is removed"),
+  CENSUS_INTERVAL_MS: int(1_000, 86_400_000).default(120_000).describe('Period of the census that heals missed check-in and check-out hooks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024).describe('Largest request body accepted (413 beyond)'),
   ACTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(60_000).describe('Evict an actor from memory after this long idle'),

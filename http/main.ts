@@ -17,6 +17,9 @@ import { loadCipher } from './keys.ts';
 import { demoActorTypes } from './modules/demo.ts';
 import { createInsurerModule } from './modules/insurer/module.ts';
 import { insurerRoutes } from './modules/insurer/routes.ts';
+import { startPimsSimulator, type PimsSimulator } from '../integrations/pims/simulator.ts';
+import { createPimsModule } from './modules/pims/module.ts';
+import { pimsRoutes } from './modules/pims/routes.ts';
 
 /** The composition root: reads the environment once, wires storage, runtime and HTTP. */
 async function main(): Promise<void> {
@@ -63,12 +66,38 @@ async function main(): Promise<void> {
     insurers = [{ id: 'KK01', baseUrl: simulator.url, timeoutMs: 2_000, dailyAt: '02:00', timeZone: 'Europe/Berlin' }];
   }
 
+  // Without PIMS_URL, a simulated practice system with a few hundred open visits that open,
+  // close and change over time, so visits can be watched refreshing.
+  let pimsSimulator: PimsSimulator | undefined;
+  let pimsUrl = config.PIMS_URL;
+  let stopChurn: (() => void) | undefined;
+  if (!pimsUrl) {
+    pimsSimulator = await startPimsSimulator({ visitCount: 300, itemsPerVisit: 5, latencyMs: 10, failureRate: 0.05, rateLimitPerSec: Math.max(1, config.PIMS_RATE_PER_S * 2) });
+    stopChurn = pimsSimulator.churn({ intervalMs: 10_000, open: 1, close: 1, change: 5 });
+    pimsUrl = pimsSimulator.url;
+  }
+
   const clock = systemClock;
   const system = new ActorSystem({ db, logger, clock, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
   for (const def of demoActorTypes({ idleTimeoutMs: config.ACTOR_IDLE_TIMEOUT_MS, mailboxSize: config.MAILBOX_SIZE })) system.register(def);
   const insurerModule = createInsurerModule({ db, system, clock, logger, cipher, line, node: `${hostname()}:${process.pid}`, insurers });
+  const pimsModule = createPimsModule({
+    db,
+    system,
+    clock,
+    logger,
+    limiter: coordination.rateLimiter,
+    settings: {
+      baseUrl: pimsUrl,
+      ratePerSec: config.PIMS_RATE_PER_S,
+      timeoutMs: config.PIMS_TIMEOUT_MS,
+      censusIntervalMs: config.CENSUS_INTERVAL_MS,
+      timing: { maxAgeMs: config.VISIT_MAX_AGE_MS, errorAfter: config.VISIT_ERROR_AFTER, retentionMs: config.VISIT_RETENTION_MS },
+    },
+  });
   await system.start();
   await insurerModule.start();
+  await pimsModule.start();
 
   const tokens = config.API_TOKENS ?? demoTokens(config.DATA_DIR);
   const app = createApp({
@@ -81,7 +110,7 @@ async function main(): Promise<void> {
       await db.query('SELECT 1');
       await coordination.ping();
     },
-    routes: [insurerRoutes({ db, system, clock, line, module: insurerModule })],
+    routes: [insurerRoutes({ db, system, clock, line, module: insurerModule }), pimsRoutes({ db, system, clock, module: pimsModule })],
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const storage = embedded
@@ -89,9 +118,10 @@ async function main(): Promise<void> {
       : `PostgreSQL at ${redactUrl(connectionString)}`;
     const locks = coordination.kind === 'redis' ? `Redis at ${redactUrl(config.REDIS_URL!)}` : 'in-process (single node)';
     const insurerLine = simulator ? `insurer simulator at ${simulator.url} (demo insurer KK01)` : `${insurers.length} insurer(s) from INSURERS`;
+    const pimsLine = pimsSimulator ? `practice-system simulator at ${pimsSimulator.url}` : `practice system at ${redactUrl(pimsUrl!)}`;
     logger.info(
-      { url: `http://${info.address}:${info.port}`, storage, locks, insurers: insurerLine, startupMs: Math.round(performance.now() - started) },
-      `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}; ${insurerLine}`,
+      { url: `http://${info.address}:${info.port}`, storage, locks, insurers: insurerLine, pims: pimsLine, startupMs: Math.round(performance.now() - started) },
+      `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}; ${insurerLine}; ${pimsLine}`,
     );
     if (!config.API_TOKENS) {
       const lines = tokens.map((t) => `  ${t.role.padEnd(12)} ${t.token}`).join('\n');
@@ -109,6 +139,8 @@ async function main(): Promise<void> {
       await line.close();
       await lineDb.close();
       await simulator?.close();
+      stopChurn?.();
+      await pimsSimulator?.close();
       await db.close();
       await coordination.close();
       await embedded?.stop();

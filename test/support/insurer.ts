@@ -82,7 +82,7 @@ export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning
 }
 
 /** Polls `read` until `done` holds, or fails after `timeoutMs`. */
-export async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+export async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = Number(process.env.UNTIL_MS ?? 60_000), everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await read();

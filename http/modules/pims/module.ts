@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import type { Clock } from '../../../actors/clock.ts';
+import { StaleEpochError } from '../../../actors/errors.ts';
+import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
+import { createPimsClient, type PimsClient } from '../../../integrations/pims/client.ts';
+import { censusTiming, pimsCensusMachine } from '../../../machines/pims-census.ts';
+import { DEFAULT_VISIT_TIMING, visitMachine, visitTiming, type VisitTiming } from '../../../machines/visit.ts';
+import type { RateLimiter } from '../../../storage/coordination/types.ts';
+import type { Db } from '../../../storage/db.ts';
+import { createPimsEffects } from './effects.ts';
+import { PimsGate } from './gate.ts';
+
+export interface PimsSettings {
+  baseUrl: string;
+  ratePerSec: number;
+  timeoutMs: number;
+  censusIntervalMs: number;
+  timing: VisitTiming;
+}
+
+export interface PimsModuleOptions {
+  db: Db;
+  system: ActorSystem;
+  clock: Clock;
+  logger: RuntimeLogger;
+  limiter: RateLimiter;
+  settings: Omit<PimsSettings, 'timing'> & { timing?: Partial<VisitTiming> };
+  /** For tests: a client of their own (the default speaks to `settings.baseUrl`). */
+  client?: PimsClient;
+}
+
+/** Visit ids and patient ids of the practice system. */
+export const VISIT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const PIMS_PATIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const CENSUS_KEY = 'main';
+
+/**
+ * Practice-system visits: registers the `visit` and `pims-census` actor types with their effects
+ * and owns the rate-limit gate every call to the practice system passes.
+ */
+export function createPimsModule(o: PimsModuleOptions) {
+  const timing: VisitTiming = { ...DEFAULT_VISIT_TIMING, ...o.settings.timing };
+  const settings: PimsSettings = { ...o.settings, timing };
+  const client = o.client ?? createPimsClient({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs });
+  const gate = new PimsGate({ limiter: o.limiter, bucket: `pims:${new URL(settings.baseUrl).host}`, ratePerSec: settings.ratePerSec });
+  const effects = createPimsEffects({ db: o.db, system: o.system, clock: o.clock, client, gate, logger: o.logger });
+
+  o.system.register({
+    name: 'visit',
+    machine: visitMachine.provide({ actors: effects.actors, ...visitTiming(timing) }),
+    input: (key) => ({ visitId: key }),
+    keyPattern: VISIT_ID,
+    events: {
+      checkin: z.strictObject({ patientId: z.string().regex(PIMS_PATIENT_ID), checkedInAt: z.iso.datetime({ offset: true }) }),
+      checkout: z.strictObject({ at: z.number().int().nonnegative() }),
+      refresh: z.strictObject({}),
+    },
+    // The patient behind a visit is nobody's business in logs, snapshots or inspection.
+    sensitive: ['patientId'],
+    // A visit sleeps between refreshes; its durable timer wakes it.
+    idleTimeoutMs: 30_000,
+  });
+  o.system.register({
+    name: 'pims-census',
+    machine: pimsCensusMachine.provide({ actors: effects.actors, ...censusTiming(settings.censusIntervalMs) }),
+    keyPattern: /^main$/,
+    events: { wake: z.strictObject({}), run: z.strictObject({}) },
+    idleTimeoutMs: 24 * 3600_000,
+  });
+
+  return {
+    settings,
+    client,
+    gate,
+    fetched: effects.fetched,
+    /** Brings the census to life (its timer needs it). */
+    async start(): Promise<void> {
+      // Processes started together send the same `wake`: the loser of that race may be refused
+      // (StaleEpochError) rather than answered as a duplicate; sent again, it is one.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await o.system.send('pims-census', CENSUS_KEY, { type: 'wake' }, { idempotencyKey: 'wake' });
+          return;
+        } catch (err) {
+          if (!(err instanceof StaleEpochError) || attempt >= 5) throw err;
+        }
+      }
+    },
+  };
+}
+
+export type PimsModule = ReturnType<typeof createPimsModule>;
