@@ -189,3 +189,10 @@ export async function listActors(sql: Sql, type: string, state: string | undefin
   );
   return rows;
 }
+
+export async function countByState(sql: Sql): Promise<{ type: string; state: string; n: number }[]> {
+  const { rows } = await sql.query<{ type: string; state: string; n: number }>(
+    `SELECT type, state, count(*)::int AS n FROM actors WHERE snapshot IS NOT NULL GROUP BY type, state`,
+  );
+  return rows;
+}

@@ -312,6 +312,11 @@ export class ActorSystem {
     return store.listActors(this.db, type, state, after, limit);
   }
 
+  /** Stored actors by type and state (metrics: how many visits show an error, say). */
+  countByState(): Promise<{ type: string; state: string; n: number }[]> {
+    return store.countByState(this.db);
+  }
+
   definition(type: string): unknown {
     return machineDefinition(this.type(type));
   }

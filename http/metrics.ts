@@ -58,6 +58,17 @@ export function createMetrics(system: ActorSystem) {
     },
   });
 
+  new Gauge({
+    name: 'actors_by_state',
+    help: 'Stored actors by type and state (e.g. visits in open.error), read at scrape time',
+    labelNames: ['type', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of await system.countByState()) this.set({ type: r.type, state: r.state }, r.n);
+    },
+  });
+
   const middleware: MiddlewareHandler = async function measureRequest(c, next) {
     const end = requests.startTimer();
     await next();

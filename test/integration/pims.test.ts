@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN, pimsHarness, type PimsHarness } from '../support/pims.ts';
+import { databaseKind } from '../support/db.ts';
 import { until } from '../support/insurer.ts';
 
 const json = async (r: Response | Promise<Response>) => (await (await r).json()) as any;
@@ -7,7 +8,10 @@ const json = async (r: Response | Promise<Response>) => (await (await r).json())
 /** Lets the runtime and the effects' real IO run (the manual clock does not move). */
 const quiet = (ms = 300) => new Promise((r) => setTimeout(r, ms));
 
-describe('practice-system visits', () => {
+// The visit's life on the machine's PostgreSQL (when DATABASE_URL is set) and on the embedded one.
+const variants = databaseKind() === 'external' ? (['default', 'embedded'] as const) : (['embedded'] as const);
+
+describe.each(variants)('practice-system visits (%s storage)', (storage) => {
   let h: PimsHarness;
   afterEach(async () => {
     await h?.close();
@@ -20,7 +24,7 @@ describe('practice-system visits', () => {
     Number((await h.t.db.query(`SELECT min(due_at) AS d FROM timers WHERE type = 'visit' AND key = $1`, [visitId])).rows[0].d) - h.clock.now();
 
   it('check-in fetches once; max age → exactly one refresh; checkout → final fetch, no more; retention → removed', async () => {
-    h = await pimsHarness();
+    h = await pimsHarness({ storage });
     const v = h.sim.openVisit();
     const res = await checkin(v.id);
     expect(res.status).toBe(202);
@@ -65,8 +69,32 @@ describe('practice-system visits', () => {
     expect(h.fetches(v.id)).toBe(3);
   }, 60_000);
 
+  it('a restart between refreshes: the next refresh happens at its original time, not a max age after the restart', async () => {
+    h = await pimsHarness({ storage });
+    const v = h.sim.openVisit();
+    await checkin(v.id);
+    await until(() => items(v.id), (b) => b.state === 'open.fresh');
+    const due = await dueIn(v.id);
+    await h.clock.advance(20_000);
+    await h.restart();
+    // The new process wakes the visit only when its timer falls due: to the millisecond.
+    await h.clock.advance(due - 20_000 - 1);
+    await quiet();
+    expect(h.fetches(v.id)).toBe(1);
+    await h.clock.advance(1);
+    await until(async () => h.fetches(v.id), (n) => n === 2);
+    await until(() => items(v.id), (b) => b.state === 'open.fresh' && b.ageMs === 0);
+    // A restart after a refresh fell due (the process was down): it refreshes at once.
+    const next = await dueIn(v.id);
+    await h.restart(() => h.clock.set(h.clock.now() + next + 30_000));
+    await h.clock.advance(0);
+    await until(async () => h.fetches(v.id), (n) => n === 3);
+    await quiet();
+    expect(h.fetches(v.id)).toBe(3);
+  }, 30_000);
+
   it('a read with maxAgeMs refreshes first when the items are older, and waits for the fresh ones', async () => {
-    h = await pimsHarness();
+    h = await pimsHarness({ storage });
     const v = h.sim.openVisit();
     await checkin(v.id);
     await until(() => items(v.id), (b) => b.state === 'open.fresh');
@@ -88,7 +116,7 @@ describe('practice-system visits', () => {
   }, 30_000);
 
   it('a practice system that fails: retries back off, stale items are served, error state after N failures, recovery', async () => {
-    h = await pimsHarness();
+    h = await pimsHarness({ storage });
     const v = h.sim.openVisit();
     await checkin(v.id);
     await until(() => items(v.id), (b) => b.state === 'open.fresh');
@@ -115,6 +143,8 @@ describe('practice-system visits', () => {
     // The third failure in a row shows `error`; the last good items are still served.
     await until(() => items(v.id), (b) => b.state === 'open.error');
     expect(await items(v.id)).toMatchObject({ failures: 3 });
+    const metrics = await (await h.req('/metrics', { token: ADMIN })).text();
+    expect(metrics).toContain('actors_by_state{type="visit",state="open.error"} 1');
     expect((await items(v.id)).items).toHaveLength(5);
     const failing = h.fetches(v.id);
     expect(failing).toBe(4);
@@ -135,7 +165,7 @@ describe('practice-system visits', () => {
   }, 30_000);
 
   it('a 429 is honoured: the retry waits at least its Retry-After, and the rate limit holds', async () => {
-    h = await pimsHarness({ sim: { rateLimitPerSec: 1 }, ratePerSec: 1_000 });
+    h = await pimsHarness({ storage, sim: { rateLimitPerSec: 1 }, ratePerSec: 1_000 });
     // The census's first listing took the simulator's one token: let its bucket refill.
     await until(async () => h.sim.stats.calls.length, (n) => n === 1);
     await quiet(1_100);
@@ -156,7 +186,7 @@ describe('practice-system visits', () => {
   }, 30_000);
 
   it('the census checks in open visits without an actor and checks out those no longer open', async () => {
-    h = await pimsHarness({ sim: { visitCount: 5 }, censusIntervalMs: 120_000 });
+    h = await pimsHarness({ storage, sim: { visitCount: 5 }, censusIntervalMs: 120_000 });
     // A new census runs at once: the five open visits, whose hooks nobody sent, get actors.
     const listed = async () => (await json(h.req('/visits?state=open'))).items as any[];
     await until(listed, (l) => l.length === 5 && l.every((x) => x.state === 'open.fresh'));
@@ -173,6 +203,47 @@ describe('practice-system visits', () => {
     const census = await json(h.req('/actors/pims-census/main', { token: ADMIN }));
     expect(census.context.last).toMatchObject({ open: 5, checkedIn: 1, checkedOut: 1 });
   }, 30_000);
+
+  it('bad input gets a 400 naming the field and changes nothing; unknown visit 404; roles enforced', async () => {
+    h = await pimsHarness({ storage });
+    const bad = async (body: unknown, field: string) => {
+      const r = await h.req('/pims/checkins', { body });
+      expect(r.status).toBe(400);
+      expect(r.headers.get('content-type')).toMatch(/problem\+json/);
+      expect((await r.json()) as any).toMatchObject({ field });
+    };
+    await bad({ patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'visitId');
+    await bad({ visitId: 'V 1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'visitId');
+    await bad({ visitId: 'V-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'patientId');
+    await bad({ visitId: 'V-1', patientId: 'P-1', checkedInAt: 'yesterday' }, 'checkedInAt');
+    await bad({ visitId: 'V-1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z', extra: 1 }, 'extra');
+    const malformed = await h.req('/pims/checkins', { body: '{"visitId":' });
+    expect(malformed.status).toBe(400);
+    expect((await h.req('/pims/checkouts', { body: {} })).status).toBe(400);
+    const unknown = await h.req('/pims/checkouts', { body: { visitId: 'V-404' } });
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()) as any).toMatchObject({ field: 'visitId' });
+    expect((await h.req('/visits/V-404/line-items')).status).toBe(404);
+    expect((await h.req('/visits/V%201/line-items')).status).toBe(400);
+    expect((await h.req('/visits?limit=0')).status).toBe(400);
+    expect((await h.req('/visits/V-1/line-items?maxAgeMs=-1')).status).toBe(400);
+    // Hooks are the integration's; reads are the integration's and admin's.
+    expect((await h.req('/pims/checkins', { body: { visitId: 'V-1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, token: ADMIN })).status).toBe(403);
+    expect((await h.req('/visits', { token: ADMIN })).status).toBe(200);
+    expect((await h.req('/visits', { token: 'nope-nope-nope-nope' })).status).toBe(401);
+    // Nothing was stored by any of it.
+    const journal = await h.t.db.query(`SELECT count(*)::int AS n FROM journal WHERE type = 'visit'`);
+    expect(journal.rows[0].n).toBe(0);
+    expect(h.sim.stats.calls.filter((c) => c.visitId)).toEqual([]);
+  }, 30_000);
+});
+
+describe('practice-system visits at scale', () => {
+  let h: PimsHarness;
+  afterEach(async () => {
+    await h?.close();
+  });
+  const checkin = (visitId: string, patientId = 'P-000001') => h.req('/pims/checkins', { body: { visitId, patientId, checkedInAt: new Date(h.clock.now()).toISOString() } });
 
   it('2,000 visits checked in at once: fetched within the rate limit, refreshes spread over the period', async () => {
     const rate = 400;
@@ -210,37 +281,4 @@ describe('practice-system visits', () => {
     expect(per.size).toBe(2_000);
     expect(Math.max(...per.values())).toBe(1);
   }, 120_000);
-
-  it('bad input gets a 400 naming the field and changes nothing; unknown visit 404; roles enforced', async () => {
-    h = await pimsHarness();
-    const bad = async (body: unknown, field: string) => {
-      const r = await h.req('/pims/checkins', { body });
-      expect(r.status).toBe(400);
-      expect(r.headers.get('content-type')).toMatch(/problem\+json/);
-      expect((await r.json()) as any).toMatchObject({ field });
-    };
-    await bad({ patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'visitId');
-    await bad({ visitId: 'V 1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'visitId');
-    await bad({ visitId: 'V-1', checkedInAt: '2026-03-02T08:00:00Z' }, 'patientId');
-    await bad({ visitId: 'V-1', patientId: 'P-1', checkedInAt: 'yesterday' }, 'checkedInAt');
-    await bad({ visitId: 'V-1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z', extra: 1 }, 'extra');
-    const malformed = await h.req('/pims/checkins', { body: '{"visitId":' });
-    expect(malformed.status).toBe(400);
-    expect((await h.req('/pims/checkouts', { body: {} })).status).toBe(400);
-    const unknown = await h.req('/pims/checkouts', { body: { visitId: 'V-404' } });
-    expect(unknown.status).toBe(404);
-    expect((await unknown.json()) as any).toMatchObject({ field: 'visitId' });
-    expect((await h.req('/visits/V-404/line-items')).status).toBe(404);
-    expect((await h.req('/visits/V%201/line-items')).status).toBe(400);
-    expect((await h.req('/visits?limit=0')).status).toBe(400);
-    expect((await h.req('/visits/V-1/line-items?maxAgeMs=-1')).status).toBe(400);
-    // Hooks are the integration's; reads are the integration's and admin's.
-    expect((await h.req('/pims/checkins', { body: { visitId: 'V-1', patientId: 'P-1', checkedInAt: '2026-03-02T08:00:00Z' }, token: ADMIN })).status).toBe(403);
-    expect((await h.req('/visits', { token: ADMIN })).status).toBe(200);
-    expect((await h.req('/visits', { token: 'nope-nope-nope-nope' })).status).toBe(401);
-    // Nothing was stored by any of it.
-    const journal = await h.t.db.query(`SELECT count(*)::int AS n FROM journal WHERE type = 'visit'`);
-    expect(journal.rows[0].n).toBe(0);
-    expect(h.sim.stats.calls.filter((c) => c.visitId)).toEqual([]);
-  }, 30_000);
 });

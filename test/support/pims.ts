@@ -8,6 +8,7 @@ import { startPimsSimulator, type PimsSimulator, type PimsSimulatorOptions } fro
 import type { VisitTiming } from '../../machines/visit.ts';
 import { createCoordination } from '../../storage/coordination/index.ts';
 import type { Coordination } from '../../storage/coordination/types.ts';
+import type { Db } from '../../storage/db.ts';
 import { testDb, type TestDb } from './db.ts';
 
 export const INTEGRATION = 'integration-token-0123456789ab';
@@ -22,6 +23,8 @@ export interface PimsHarness {
   module: PimsModule;
   coordination: Coordination;
   req(path: string, init?: { method?: string; body?: unknown; token?: string }): Promise<Response>;
+  /** Stops the runtime and starts another on the same database, clock and simulator (a process restart). */
+  restart(whileDown?: () => void): Promise<void>;
   /** Fetches of one visit's line items the simulator has seen. */
   fetches(visitId: string): number;
   close(): Promise<void>;
@@ -32,6 +35,8 @@ export interface PimsHarnessOptions {
   ratePerSec?: number;
   censusIntervalMs?: number;
   timing?: Partial<VisitTiming>;
+  /** Which PostgreSQL: the machine's (DATABASE_URL) or the embedded one. */
+  storage?: 'default' | 'embedded';
 }
 
 /**
@@ -40,41 +45,45 @@ export interface PimsHarnessOptions {
  * Redis when REDIS_URL is set (CI), in-process otherwise.
  */
 export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarness> {
-  const t = await testDb();
+  const t = await testDb(o.storage ?? 'default');
   const clock = new ManualClock(T0);
   const sim = await startPimsSimulator({ visitCount: 0, seed: 11, now: () => clock.now(), ...o.sim });
-  const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
-  const system = new ActorSystem({ db: t.db, clock, logger, housekeepingIntervalMs: 1_000 });
-  clock.settle = () => system.settled();
+  const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
   const coordination = await createCoordination({ redisUrl: process.env.REDIS_URL, keyPrefix: `t${Math.random().toString(36).slice(2)}:` });
-  const module = createPimsModule({
-    db: t.db,
-    system,
-    clock,
-    logger,
-    limiter: coordination.rateLimiter,
-    settings: {
-      baseUrl: sim.url,
-      ratePerSec: o.ratePerSec ?? 500,
-      timeoutMs: 2_000,
-      censusIntervalMs: o.censusIntervalMs ?? 120_000,
-      timing: { maxAgeMs: 60_000, errorAfter: 3, backoffMs: 1_000, maxBackoffMs: 8_000, errorRetryMs: 30_000, retentionMs: 3_600_000, ...o.timing },
-    },
-  });
-  await system.start();
-  await module.start();
-  const app = createApp({
-    system,
-    logger,
-    tokens: [
-      { token: INTEGRATION, role: 'integration', subject: 'pims-hooks' },
-      { token: ADMIN, role: 'admin', subject: 'ops-1' },
-    ],
-    ready: async () => {},
-    routes: [pimsRoutes({ db: t.db, system, clock, module })],
-  });
+  const boot = async (db: Db) => {
+    const system = new ActorSystem({ db, clock, logger, housekeepingIntervalMs: 1_000 });
+    clock.settle = () => system.settled();
+    const module = createPimsModule({
+      db,
+      system,
+      clock,
+      logger,
+      limiter: coordination.rateLimiter,
+      settings: {
+        baseUrl: sim.url,
+        ratePerSec: o.ratePerSec ?? 500,
+        timeoutMs: 2_000,
+        censusIntervalMs: o.censusIntervalMs ?? 120_000,
+        timing: { maxAgeMs: 60_000, errorAfter: 3, backoffMs: 1_000, maxBackoffMs: 8_000, errorRetryMs: 30_000, retentionMs: 3_600_000, ...o.timing },
+      },
+    });
+    await system.start();
+    await module.start();
+    const app = createApp({
+      system,
+      logger,
+      tokens: [
+        { token: INTEGRATION, role: 'integration', subject: 'pims-hooks' },
+        { token: ADMIN, role: 'admin', subject: 'ops-1' },
+      ],
+      ready: async () => {},
+      routes: [pimsRoutes({ db, system, clock, module })],
+    });
+    return { system, module, app };
+  };
+  let node = await boot(t.db);
   const req = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
-    app.request(path, {
+    node.app.request(path, {
       method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
       headers: { authorization: `Bearer ${init.token ?? INTEGRATION}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }),
@@ -83,13 +92,22 @@ export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarne
     t,
     sim,
     clock,
-    system,
-    module,
+    get system() {
+      return node.system;
+    },
+    get module() {
+      return node.module;
+    },
     coordination,
     req,
     fetches: (id) => sim.stats.byVisit(id),
+    async restart(whileDown) {
+      await node.system.stop();
+      whileDown?.();
+      node = await boot(t.reopen());
+    },
     async close() {
-      await system.stop();
+      await node.system.stop();
       await coordination.close();
       await sim.close();
       await t.cleanup();
