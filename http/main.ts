@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     clock,
     logger,
     limiter: coordination.rateLimiter,
+      pubsub: coordination.pubsub,
     settings: {
       baseUrl: pimsUrl,
       ratePerSec: config.PIMS_RATE_PER_S,
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await insurerModule.stop();
       await system.stop();
+      await pimsModule.stop();
       await line.close();
       await lineDb.close();
       await simulator?.close();

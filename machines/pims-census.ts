@@ -13,6 +13,10 @@ export interface CensusResult {
   open: number;
   checkedIn: number;
   checkedOut: number;
+  /** Listed visits whose ids this system cannot take. */
+  skipped: number;
+  /** Hook events that could not be sent (the run then counts as failed). */
+  failed: number;
 }
 
 export interface CensusContext {

@@ -60,7 +60,7 @@ export interface VisitContext {
   retryAfterMs: number;
   fetches: number;
   checkedOutAt: number | null;
-  /** Why the visit closed: checked out, or unknown to the practice system. */
+  /** Why the visit closed: checked out (the final fetch found it unknown: `unknown`). */
   closedBy: 'checkout' | 'unknown' | null;
 }
 
@@ -100,13 +100,17 @@ export function visitTiming(t: VisitTiming) {
       retention: () => t.retentionMs,
     },
     guards: {
-      /** This failure makes `errorAfter` in a row (the count is raised by the same transition). */
-      tooMany: ({ context }: Args) => context.failures + 1 >= t.errorAfter,
+      /**
+       * This failure makes `errorAfter` in a row (the count is raised by the same transition).
+       * A 429 is the practice system pacing us, not failing: it never makes a visit show `error`.
+       */
+      tooMany: ({ context }: Args, out: FetchOutput) => context.failures + 1 >= t.errorAfter && !(out.outcome === 'failed' && out.retryAfterMs),
     },
   };
 }
 
 const defaults = visitTiming(DEFAULT_VISIT_TIMING);
+const INTERNAL: FetchOutput = { outcome: 'failed', error: 'internal error' };
 
 export const visitMachine = setup({
   types: {} as { context: VisitContext; events: VisitEvent; input: { visitId: string } },
@@ -125,12 +129,17 @@ export const visitMachine = setup({
     ...defaults.guards,
   },
   actions: {
+    checkedIn: assign(({ event }) =>
+      event.type === 'checkin'
+        ? { patientId: event.patientId, checkedInAt: event.checkedInAt, failures: 0, lastError: null, retryAfterMs: 0, checkedOutAt: null, closedBy: null }
+        : {},
+    ),
     fetched: assign(({ context }, out: FetchOutput) =>
       out.outcome === 'ok' ? { fetchedAt: out.fetchedAt, itemCount: out.itemCount, failures: 0, lastError: null, retryAfterMs: 0, fetches: context.fetches + 1 } : {},
     ),
     failed: assign(({ context }, out: FetchOutput) => ({
       failures: context.failures + 1,
-      lastError: out.outcome === 'failed' ? out.error : 'fetch failed',
+      lastError: out.outcome === 'failed' ? out.error : out.outcome === 'unknown' ? 'the practice system does not know this visit (404)' : 'fetch failed',
       retryAfterMs: out.outcome === 'failed' ? (out.retryAfterMs ?? 0) : 0,
     })),
   },
@@ -152,17 +161,12 @@ export const visitMachine = setup({
   initial: 'new',
   states: {
     new: {
-      on: {
-        checkin: {
-          target: 'open',
-          actions: assign(({ event }) => ({ patientId: event.patientId, checkedInAt: event.checkedInAt })),
-        },
-      },
+      on: { checkin: { target: 'open', actions: 'checkedIn' } },
     },
     open: {
       initial: 'fetching',
       on: {
-        // A check-in hook for a visit already open (or the census finding it): nothing to do.
+        // The same visit checked in again (the census, a resent hook): nothing to do.
         checkin: {},
         checkout: { target: 'closing', actions: assign(({ event }) => ({ checkedOutAt: event.at })) },
       },
@@ -173,14 +177,15 @@ export const visitMachine = setup({
             input: ({ context }) => ({ visitId: context.visitId, final: false }),
             onDone: [
               { guard: { type: 'ok', params: ({ event }) => event.output }, target: 'fresh', actions: { type: 'fetched', params: ({ event }) => event.output } },
-              { guard: { type: 'unknown', params: ({ event }) => event.output }, target: '#visit.closed', actions: assign({ closedBy: 'unknown' }) },
-              { guard: 'tooMany', target: 'error', actions: { type: 'failed', params: ({ event }) => event.output } },
+              // Unknown (404) while open is a failure like another: a visit the practice system
+              // does not know yet is tried again; one it closed is checked out by the census.
+              { guard: { type: 'tooMany', params: ({ event }) => event.output }, target: 'error', actions: { type: 'failed', params: ({ event }) => event.output } },
               { target: 'retrying', actions: { type: 'failed', params: ({ event }) => event.output } },
             ],
             // Storage trouble inside the effect: counted like a failed fetch.
             onError: [
-              { guard: 'tooMany', target: 'error', actions: { type: 'failed', params: { outcome: 'failed', error: 'internal error' } } },
-              { target: 'retrying', actions: { type: 'failed', params: { outcome: 'failed', error: 'internal error' } } },
+              { guard: { type: 'tooMany', params: INTERNAL }, target: 'error', actions: { type: 'failed', params: INTERNAL } },
+              { target: 'retrying', actions: { type: 'failed', params: INTERNAL } },
             ],
           },
           // Already fetching: a reader asking for fresh items waits for this fetch.
@@ -190,13 +195,14 @@ export const visitMachine = setup({
           after: { refreshDelay: 'fetching' },
           on: { refresh: 'fetching' },
         },
+        // Backing off: a reader's refresh does not cut the back-off (or a Retry-After) short.
         retrying: {
           after: { retryDelay: 'fetching' },
-          on: { refresh: 'fetching' },
+          on: { refresh: {} },
         },
         error: {
           after: { errorRetryDelay: 'fetching' },
-          on: { refresh: 'fetching' },
+          on: { refresh: {} },
         },
       },
     },
@@ -206,26 +212,44 @@ export const visitMachine = setup({
         input: ({ context }) => ({ visitId: context.visitId, final: true }),
         onDone: [
           { guard: { type: 'ok', params: ({ event }) => event.output }, target: 'closed', actions: [{ type: 'fetched', params: ({ event }) => event.output }, assign({ closedBy: 'checkout' })] },
-          { guard: { type: 'unknown', params: ({ event }) => event.output }, target: 'closed', actions: assign({ closedBy: 'checkout' }) },
+          { guard: { type: 'unknown', params: ({ event }) => event.output }, target: 'closed', actions: assign({ closedBy: 'unknown' }) },
+          { guard: { type: 'tooMany', params: ({ event }) => event.output }, target: 'closingError', actions: { type: 'failed', params: ({ event }) => event.output } },
           { target: 'closingRetry', actions: { type: 'failed', params: ({ event }) => event.output } },
         ],
-        onError: { target: 'closingRetry', actions: { type: 'failed', params: { outcome: 'failed', error: 'internal error' } } },
+        onError: [
+          { guard: { type: 'tooMany', params: INTERNAL }, target: 'closingError', actions: { type: 'failed', params: INTERNAL } },
+          { target: 'closingRetry', actions: { type: 'failed', params: INTERNAL } },
+        ],
       },
       on: { checkin: {}, checkout: {}, refresh: {} },
     },
-    /** The final fetch failed: it is tried again (backing off) until it succeeds; the last good items stay readable. */
+    /** The final fetch failed: tried again, backing off; the last good items stay readable. */
     closingRetry: {
       after: { retryDelay: 'closing' },
-      on: { checkin: {}, checkout: {}, refresh: 'closing' },
+      on: { checkin: {}, checkout: {}, refresh: {} },
+    },
+    /** The final fetch failed `errorAfter` times in a row: shown, and tried at the slower pace. */
+    closingError: {
+      after: { errorRetryDelay: 'closing' },
+      on: { checkin: {}, checkout: {}, refresh: {} },
     },
     closed: {
       after: { retention: 'removing' },
-      on: { checkin: {}, checkout: {}, refresh: {} },
+      // A new check-in of the same visit id (another `checkedInAt`) opens it again.
+      on: { checkin: { target: 'open', actions: 'checkedIn' }, checkout: {}, refresh: {} },
     },
     removing: {
-      invoke: { src: 'removeItems', input: ({ context }) => ({ visitId: context.visitId }), onDone: 'removed', onError: 'closed' },
+      invoke: { src: 'removeItems', input: ({ context }) => ({ visitId: context.visitId }), onDone: 'removed', onError: 'removalRetry' },
       on: { checkin: {}, checkout: {}, refresh: {} },
     },
-    removed: { type: 'final' },
+    removalRetry: {
+      after: { retryDelay: 'removing' },
+      on: { checkin: {}, checkout: {}, refresh: {} },
+    },
+    /** Items deleted, and who the visit was for forgotten. */
+    removed: {
+      entry: assign({ patientId: null, checkedInAt: null, itemCount: 0, fetchedAt: null }),
+      on: { checkin: { target: 'open', actions: 'checkedIn' }, checkout: {}, refresh: {} },
+    },
   },
 });

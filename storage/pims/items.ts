@@ -58,16 +58,9 @@ export async function listVisits(sql: Sql, state: string | undefined, afterKey: 
 /** Every visit actor that is open or closing (the census compares them with the practice system). */
 export async function openVisitIds(sql: Sql): Promise<Map<string, string>> {
   const { rows } = await sql.query<{ key: string; state: string }>(
-    `SELECT key, state FROM actors WHERE type = 'visit' AND (state = 'open' OR state LIKE 'open.%')`,
+    `SELECT key, state FROM actors WHERE type = 'visit' AND left(state, 5) = 'open.'`,
   );
   return new Map(rows.map((r) => [r.key, r.state]));
-}
-
-/** Visit ids that have an actor in any state (the census leaves closed and removed ones alone). */
-export async function knownVisitIds(sql: Sql, ids: string[]): Promise<Set<string>> {
-  if (!ids.length) return new Set();
-  const { rows } = await sql.query<{ key: string }>(`SELECT key FROM actors WHERE type = 'visit' AND key = ANY($1::text[]) AND snapshot IS NOT NULL`, [ids]);
-  return new Set(rows.map((r) => r.key));
 }
 
 /** Visit actors per state, for metrics. */

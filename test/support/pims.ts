@@ -59,6 +59,7 @@ export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarne
       clock,
       logger,
       limiter: coordination.rateLimiter,
+      pubsub: coordination.pubsub,
       settings: {
         baseUrl: sim.url,
         ratePerSec: o.ratePerSec ?? 500,
@@ -103,11 +104,13 @@ export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarne
     fetches: (id) => sim.stats.byVisit(id),
     async restart(whileDown) {
       await node.system.stop();
+      await node.module.stop();
       whileDown?.();
       node = await boot(t.reopen());
     },
     async close() {
       await node.system.stop();
+      await node.module.stop();
       await coordination.close();
       await sim.close();
       await t.cleanup();

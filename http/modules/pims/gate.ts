@@ -1,10 +1,12 @@
-import type { RateLimiter } from '../../../storage/coordination/types.ts';
+import type { PubSub, RateLimiter } from '../../../storage/coordination/types.ts';
 
 export interface PimsGateOptions {
   limiter: RateLimiter;
   /** Bucket name: one per practice system, shared by every process on the same Redis. */
   bucket: string;
   ratePerSec: number;
+  /** Where a Retry-After is told to the other processes (Redis pub/sub in a cluster). */
+  pubsub?: PubSub;
   /** Real-time sleep (the bucket refills on the coordinator's clock, not the runtime's). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -23,8 +25,24 @@ export class PimsGate {
   readonly stats = { granted: 0, held: 0 };
   private readonly sleep: (ms: number) => Promise<void>;
 
+  private unsubscribe: Promise<() => Promise<void>> | undefined;
+
   constructor(private readonly o: PimsGateOptions) {
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    // Another process got a 429: hold here too, until the wall-clock time it names.
+    this.unsubscribe = o.pubsub?.subscribe(this.channel, (message) => {
+      const until = Number(message);
+      if (Number.isFinite(until)) this.holdUntil = Math.max(this.holdUntil, performance.now() + (until - Date.now()));
+    });
+    this.unsubscribe?.catch(() => {});
+  }
+
+  private get channel(): string {
+    return `${this.o.bucket}:hold`;
+  }
+
+  async close(): Promise<void> {
+    await (await this.unsubscribe?.catch(() => undefined))?.();
   }
 
   /** Callers waiting for their turn in this process. */
@@ -52,10 +70,11 @@ export class PimsGate {
     });
   }
 
-  /** The practice system answered 429: nobody here sends before `ms` has passed. */
+  /** The practice system answered 429: nobody, in this process or another, sends before `ms` has passed. */
   hold(ms: number): void {
     this.stats.held++;
     this.holdUntil = Math.max(this.holdUntil, performance.now() + ms);
+    this.o.pubsub?.publish(this.channel, String(Date.now() + ms)).catch(() => {});
   }
 
   private async run(): Promise<void> {

@@ -5,10 +5,11 @@ import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
 import { createPimsClient, type PimsClient } from '../../../integrations/pims/client.ts';
 import { censusTiming, pimsCensusMachine } from '../../../machines/pims-census.ts';
 import { DEFAULT_VISIT_TIMING, visitMachine, visitTiming, type VisitTiming } from '../../../machines/visit.ts';
-import type { RateLimiter } from '../../../storage/coordination/types.ts';
+import type { PubSub, RateLimiter } from '../../../storage/coordination/types.ts';
 import type { Db } from '../../../storage/db.ts';
 import { createPimsEffects } from './effects.ts';
 import { PimsGate } from './gate.ts';
+import { PIMS_PATIENT_ID, VISIT_ID } from './ids.ts';
 
 export interface PimsSettings {
   baseUrl: string;
@@ -24,14 +25,14 @@ export interface PimsModuleOptions {
   clock: Clock;
   logger: RuntimeLogger;
   limiter: RateLimiter;
+  /** Tells the other processes of a 429's Retry-After. */
+  pubsub?: PubSub;
   settings: Omit<PimsSettings, 'timing'> & { timing?: Partial<VisitTiming> };
   /** For tests: a client of their own (the default speaks to `settings.baseUrl`). */
   client?: PimsClient;
 }
 
-/** Visit ids and patient ids of the practice system. */
-export const VISIT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-export const PIMS_PATIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export { PIMS_PATIENT_ID, VISIT_ID } from './ids.ts';
 export const CENSUS_KEY = 'main';
 
 /**
@@ -42,7 +43,7 @@ export function createPimsModule(o: PimsModuleOptions) {
   const timing: VisitTiming = { ...DEFAULT_VISIT_TIMING, ...o.settings.timing };
   const settings: PimsSettings = { ...o.settings, timing };
   const client = o.client ?? createPimsClient({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs });
-  const gate = new PimsGate({ limiter: o.limiter, bucket: `pims:${new URL(settings.baseUrl).host}`, ratePerSec: settings.ratePerSec });
+  const gate = new PimsGate({ limiter: o.limiter, bucket: `pims:${new URL(settings.baseUrl).host}`, ratePerSec: settings.ratePerSec, ...(o.pubsub ? { pubsub: o.pubsub } : {}) });
   const effects = createPimsEffects({ db: o.db, system: o.system, clock: o.clock, client, gate, logger: o.logger });
 
   o.system.register({
@@ -73,6 +74,7 @@ export function createPimsModule(o: PimsModuleOptions) {
     client,
     gate,
     fetched: effects.fetched,
+    stop: () => gate.close(),
     /** Brings the census to life (its timer needs it). */
     async start(): Promise<void> {
       // Processes started together send the same `wake`: the loser of that race may be refused

@@ -9,7 +9,9 @@ import { listVisits, readItems } from '../../../storage/pims/items.ts';
 import { requireRole, type AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
 import { decodeCursor, encodeCursor, parseQuery, readJson } from '../../request.ts';
-import { PIMS_PATIENT_ID, VISIT_ID, type PimsModule } from './module.ts';
+import { checkinKey } from './effects.ts';
+import { PIMS_PATIENT_ID, VISIT_ID } from './ids.ts';
+import type { PimsModule } from './module.ts';
 
 export interface PimsRouteDeps {
   db: Db;
@@ -56,11 +58,14 @@ export function pimsRoutes({ db, system, clock, module }: PimsRouteDeps) {
   for (const path of ['/visits', '/visits/*']) app.use(path, requireRole('integration', 'admin'));
   const { maxAgeMs } = module.settings.timing;
 
-  /** The visit's actor, or 404 when there is none (or it was never checked in, or is removed). */
+  /**
+   * The visit's actor, or 404 when there is none or it was removed. A check-in stored but not
+   * yet processed counts: a checkout right behind it is queued after it in the journal.
+   */
   async function visit(id: string): Promise<ActorView> {
     try {
       const view = await system.get('visit', id);
-      if (view.status === 'pending' || view.state === 'new' || view.state === 'removed') throw new NotFoundError('gone');
+      if (view.state === 'removed') throw new NotFoundError('removed');
       return view;
     } catch (err) {
       if (err instanceof NotFoundError) throw new ProblemError(404, 'no visit with that id is known', 'visitId');
@@ -70,7 +75,7 @@ export function pimsRoutes({ db, system, clock, module }: PimsRouteDeps) {
 
   app.post('/pims/checkins', async (c) => {
     const b = await body(c, checkinBody);
-    const sent = await system.send('visit', b.visitId, { type: 'checkin', patientId: b.patientId, checkedInAt: b.checkedInAt }, { idempotencyKey: 'checkin' });
+    const sent = await system.send('visit', b.visitId, { type: 'checkin', patientId: b.patientId, checkedInAt: b.checkedInAt }, { idempotencyKey: checkinKey(b.checkedInAt) });
     return c.json({ visitId: b.visitId, seq: sent.seq, duplicate: sent.duplicate }, 202);
   });
 
@@ -109,6 +114,10 @@ export function pimsRoutes({ db, system, clock, module }: PimsRouteDeps) {
     if (asked) {
       if (!view.state.startsWith('open')) {
         refresh = { asked: true, done: false, waitedMs: 0, reason: `the visit is ${view.state}: it is not refreshed any more` };
+      } else if (view.state !== 'open.fresh' && view.state !== 'open.fetching') {
+        // Backing off after failures: a read does not cut the back-off (or a Retry-After) short.
+        const next = view.timers[0]?.dueAt;
+        refresh = { asked: true, done: false, waitedMs: 0, reason: `the practice system failed the last ${(view.context as { failures?: number }).failures ?? 0} fetch(es); next attempt ${next ?? 'soon'}; these are the cached items` };
       } else {
         const t0 = performance.now();
         const done = await refreshed(id, stored?.fetchedAt ?? -1, q.waitMs);
