@@ -14,7 +14,7 @@
  *   at 300 and 10,000 open visits.
  *
  *   npx tsx bench/pims.ts --db=external|embedded [--visits=10000] [--max-age-ms=60000]
- *                         [--rate=1000] [--latency=5]
+ *                         [--rate=1000] [--latency=5] [--idle-ms=N (visits' idle timeout; default: the module's)]
  *
  * The rate limit is on Redis when REDIS_URL is set (as in a cluster), in-process otherwise.
  */
@@ -38,6 +38,7 @@ const visits = intArg(args, 'visits', 10_000);
 const maxAgeMs = intArg(args, 'max-age-ms', 60_000);
 const rate = intArg(args, 'rate', 1_000);
 const latencyMs = intArg(args, 'latency', 5);
+const visitIdleMs = args.has('idle-ms') ? intArg(args, 'idle-ms', 0) : undefined;
 
 const TARGET = { latenessP99Ms: 1_000, requestsPerRefresh: 1 };
 
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
       logger,
       limiter: coordination.rateLimiter,
       pubsub: coordination.pubsub,
-      settings: { baseUrl: sim.url, ratePerSec: rate, timeoutMs: 5_000, censusIntervalMs: 3_600_000, timing: { maxAgeMs } },
+      settings: { baseUrl: sim.url, ratePerSec: rate, timeoutMs: 5_000, censusIntervalMs: 3_600_000, timing: { maxAgeMs }, ...(visitIdleMs ? { visitIdleMs } : {}) },
     });
     await system.start();
     await module.start();

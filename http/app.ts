@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ActorSystem } from '../actors/system.ts';
 import { authenticate, type AuthEnv, type TokenEntry } from './auth.ts';
 import { problemResponse, toProblem } from './problem.ts';
+import type { Registry } from 'prom-client';
 import { createMetrics } from './metrics.ts';
 import { actorRoutes } from './routes/actors.ts';
 
@@ -18,10 +19,14 @@ export interface AppOptions {
   waitTimeoutMs?: number;
   /** Domain routes, mounted behind authentication. */
   routes?: Hono<AuthEnv>[];
+  /** Routes that authenticate by other means (a signed webhook), mounted before the bearer check. */
+  publicRoutes?: Hono<AuthEnv>[];
+  /** Domain metrics, served with the runtime's at /metrics. */
+  registries?: Registry[];
 }
 
 /** The HTTP API: everything but /healthz and /readyz needs a bearer token. */
-export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1024, waitTimeoutMs = 10_000, routes = [] }: AppOptions) {
+export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1024, waitTimeoutMs = 10_000, routes = [], publicRoutes = [], registries = [] }: AppOptions) {
   const app = new Hono<AuthEnv>();
   const metrics = createMetrics(system);
 
@@ -58,10 +63,12 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
     }
   });
 
+  for (const r of publicRoutes) app.route('/', r);
   app.use('*', authenticate(tokens));
   app.get('/metrics', async (c) => {
     c.header('content-type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    const texts = await Promise.all([metrics.registry, ...registries].map((r) => r.metrics()));
+    return c.body(texts.join('\n'));
   });
   app.route('/', actorRoutes(system, { waitTimeoutMs }));
   for (const r of routes) app.route('/', r);

@@ -82,6 +82,12 @@ const schema = z.object({
   VISIT_ERROR_AFTER: int(1, 1_000).default(5).describe('Failed refreshes in a row before a visit shows the error state (it keeps trying, slower)'),
   VISIT_RETENTION_MS: int(0, 365 * 86_400_000).default(86_400_000).describe("How long a checked-out visit's last line items stay readable before it is removed"),
   CENSUS_INTERVAL_MS: int(1_000, 86_400_000).default(120_000).describe('Period of the census that heals missed check-in and check-out hooks'),
+  PRIDOK_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional().describe('HMAC key of the referral webhook; unset: a demo secret, and a built-in sender trickles signed referrals'),
+  PRIDOK_INSURER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 of letters, digits, _ and -').default('KK01').describe('The insurer whose customers the record system refers (users from referrals are tagged with it)'),
+  COMMS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional().describe('Chat/video/mail provider base URL; unset: a built-in comms simulator'),
+  CONSULTATION_SLA_MS: int(1_000, 7 * 86_400_000).default(1_800_000).describe('A consultation not picked up within this raises an alert'),
+  BOOKING_FOLLOW_UP_MS: int(1_000, 30 * 86_400_000).default(14_400_000).describe('After a call that did not reach the patient, the next call is due after this'),
+  BOOKING_EXPIRE_MS: int(1_000, 365 * 86_400_000).default(604_800_000).describe('A booking whose patient was not reached within this (from creation) expires'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024).describe('Largest request body accepted (413 beyond)'),
   ACTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(60_000).describe('Evict an actor from memory after this long idle'),
@@ -101,7 +107,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const name = String(issue.path[0]);
-  const secret = name === 'API_TOKENS' || name === 'DATA_KEYS' || name === 'INSURERS' || name.endsWith('_URL');
+  const secret = name === 'API_TOKENS' || name === 'DATA_KEYS' || name === 'INSURERS' || name.endsWith('_URL') || name.endsWith('_SECRET');
   const got = secret ? '' : ` (got ${JSON.stringify(env[name])})`;
   throw new ConfigError(`invalid ${name}: ${issue.message}${got}`);
 }

@@ -20,6 +20,13 @@ import { insurerRoutes } from './modules/insurer/routes.ts';
 import { startPimsSimulator, type PimsSimulator } from '../integrations/pims/simulator.ts';
 import { createPimsModule } from './modules/pims/module.ts';
 import { pimsRoutes } from './modules/pims/routes.ts';
+import { randomBytes } from 'node:crypto';
+import { startCommsSimulator, type CommsSimulator } from '../integrations/comms/simulator.ts';
+import { startReferralSender, type ReferralSender } from '../integrations/pridok/simulator.ts';
+import { createConsultationModule } from './modules/consultations/module.ts';
+import { consultationReport } from './modules/consultations/report.ts';
+import { consultationRoutes } from './modules/consultations/routes.ts';
+import { pridokWebhook } from './modules/consultations/webhook.ts';
 
 /** The composition root: reads the environment once, wires storage, runtime and HTTP. */
 async function main(): Promise<void> {
@@ -96,6 +103,30 @@ async function main(): Promise<void> {
       timing: { maxAgeMs: config.VISIT_MAX_AGE_MS, errorAfter: config.VISIT_ERROR_AFTER, retentionMs: config.VISIT_RETENTION_MS },
     },
   });
+  // Without COMMS_URL a simulated chat/video/mail provider; without PRIDOK_WEBHOOK_SECRET a demo
+  // secret, and once listening, a simulated record system trickling signed referrals.
+  let commsSimulator: CommsSimulator | undefined;
+  let commsUrl = config.COMMS_URL;
+  if (!commsUrl) {
+    commsSimulator = await startCommsSimulator({ failureRate: 0.1, latencyMs: 20 });
+    commsUrl = commsSimulator.url;
+  }
+  const webhookSecret = config.PRIDOK_WEBHOOK_SECRET ?? randomBytes(24).toString('hex');
+  const consultationModule = createConsultationModule({
+    db,
+    system,
+    clock,
+    logger,
+    cipher,
+    settings: {
+      webhookSecret,
+      referringInsurer: config.PRIDOK_INSURER_ID,
+      commsUrl,
+      booking: { followUpMs: config.BOOKING_FOLLOW_UP_MS, expireMs: config.BOOKING_EXPIRE_MS },
+      consultation: { slaMs: config.CONSULTATION_SLA_MS },
+    },
+  });
+  let referralSender: ReferralSender | undefined;
   await system.start();
   await insurerModule.start();
   await pimsModule.start();
@@ -111,7 +142,14 @@ async function main(): Promise<void> {
       await db.query('SELECT 1');
       await coordination.ping();
     },
-    routes: [insurerRoutes({ db, system, clock, line, module: insurerModule }), pimsRoutes({ db, system, clock, module: pimsModule })],
+    routes: [
+      insurerRoutes({ db, system, clock, line, module: insurerModule }),
+      pimsRoutes({ db, system, clock, module: pimsModule }),
+      consultationRoutes({ db, system, clock, module: consultationModule }),
+      consultationReport({ db }),
+    ],
+    publicRoutes: [pridokWebhook({ db, system, clock, module: consultationModule })],
+    registries: [consultationModule.metrics.registry],
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const storage = embedded
@@ -124,6 +162,11 @@ async function main(): Promise<void> {
       { url: `http://${info.address}:${info.port}`, storage, locks, insurers: insurerLine, pims: pimsLine, startupMs: Math.round(performance.now() - started) },
       `listening on http://${info.address}:${info.port}; storage: ${storage}; locks: ${locks}; ${insurerLine}; ${pimsLine}`,
     );
+    if (!config.PRIDOK_WEBHOOK_SECRET) {
+      const host = info.address.includes(':') ? `[${info.address}]` : info.address;
+      referralSender = startReferralSender({ url: `http://${host}:${info.port}/webhooks/pridok/referrals`, secret: webhookSecret, ratePerMin: 6 });
+      referralSender.trickle(10_000);
+    }
     if (!config.API_TOKENS) {
       const lines = tokens.map((t) => `  ${t.role.padEnd(12)} ${t.token}`).join('\n');
       process.stdout.write(`\nAPI_TOKENS is not set: demo bearer tokens (kept in ${path.join(config.DATA_DIR, 'demo-tokens.json')}):\n${lines}\n\n`);
@@ -134,6 +177,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
+      referralSender?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await insurerModule.stop();
       await system.stop();
@@ -143,6 +187,7 @@ async function main(): Promise<void> {
       await simulator?.close();
       stopChurn?.();
       await pimsSimulator?.close();
+      await commsSimulator?.close();
       await db.close();
       await coordination.close();
       await embedded?.stop();
