@@ -26,6 +26,7 @@ const benches: { name: string; dbs: string[]; args: string[]; nodeArgs?: string[
   { name: 'startup', dbs: ['embedded'], args: quick ? ['--rounds=1'] : [] },
   { name: 'insurer', dbs, args: quick ? ['--patients=1000'] : [] },
   { name: 'pims', dbs, args: quick ? ['--visits=2000'] : [] },
+  { name: 'consultations', dbs, args: short },
 ];
 
 async function main(): Promise<void> {
@@ -83,6 +84,9 @@ function table(results: Json[]): string[] {
       rows.push([at, `${r.visits} visits, max age ${r.maxAgeMs / 1000} s`, `refresh lateness ${lat(r.latenessMs)}; requests per refresh ${r.requestsPerRefresh.mean} (max ${r.requestsPerRefresh.max}); idle CPU ${r.idle?.cpuPct ?? '-'}%, RSS ${r.idle?.rssMb ?? '-'} MiB; ${r.meetsTarget ? 'targets met' : 'targets NOT met'}`]);
       rows.push([at, `  restart, ${r.restart.overdue} overdue`, `up ${r.restart.upMs} ms, first refresh ${r.restart.firstRefreshMs} ms, caught up ${r.restart.caughtUpMs} ms`]);
       for (const a of r.ages) rows.push([at, `  age asked, ${a.visits} visits`, `old p50 ${Math.round(a.oldMs.p50 / 1000)} s / max ${Math.round(a.oldMs.max / 1000)} s; ours p50 ${Math.round(a.oursMs.p50 / 1000)} s / max ${Math.round(a.oursMs.max / 1000)} s`]);
+    } else if (r.bench === 'consultations') {
+      rows.push([at, 'webhook intake', `${r.intake.eventsPerSec} referrals/s, ${lat(r.intake.latencyMs)}`]);
+      rows.push([at, 'full lifecycles (7 requests)', `${r.lifecycles.eventsPerSec} lifecycles/s, ${lat(r.lifecycles.latencyMs)}`]);
     } else if (r.bench === 'startup') {
       rows.push([at, 'to first 200 /readyz', `cold ${r.coldReadyMs} ms, warm ${r.warmReadyMs} ms, npm start cold ${r.npmStartColdReadyMs} ms; stop ${r.stopMs} ms`]);
     }
