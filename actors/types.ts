@@ -19,11 +19,17 @@ export interface ActorTypeDefinition {
   sensitive?: string[];
   /** Persisted snapshot bound in bytes (default 64 KiB): bulk data belongs in tables. */
   maxSnapshotBytes?: number;
+  /**
+   * Events reach this type only through its domain's API (which checks roles and stores what
+   * goes with them, e.g. a consultation's result), never through the generic actor routes.
+   */
+  domainOnly?: boolean;
   /** The machine's input for a new actor, from its key (e.g. `KK01:P-1` → ids). */
   input?: (key: string) => unknown;
 }
 
-export interface ResolvedActorType extends Required<Omit<ActorTypeDefinition, 'sensitive' | 'input'>> {
+export interface ResolvedActorType extends Required<Omit<ActorTypeDefinition, 'sensitive' | 'input' | 'domainOnly'>> {
+  domainOnly: boolean;
   sensitive: Set<string>;
   input: ((key: string) => unknown) | undefined;
 }
@@ -38,6 +44,7 @@ export function resolveActorType(def: ActorTypeDefinition): ResolvedActorType {
     maxSnapshotBytes: 64 * 1024,
     ...def,
     input: def.input,
+    domainOnly: def.domainOnly ?? false,
     sensitive: new Set(def.sensitive ?? []),
   };
 }

@@ -12,7 +12,9 @@ export async function readJson(c: Context): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new ProblemError(400, `malformed JSON: ${(err as Error).message}`, 'body');
+    // Not the parser's message: it quotes the start of the body, which may hold personal data.
+    void err;
+    throw new ProblemError(400, 'malformed JSON', 'body');
   }
 }
 

@@ -28,11 +28,16 @@ export interface ConsultationContext {
   bookingId: string | null;
   userId: string | null;
   createdAt: number | null;
+  /** When it (last) joined the queue: created, or released. */
+  queuedAt: number | null;
+  /** When the SLA for pick-up ends (from creation). */
+  slaDueAt: number | null;
   assignedAt: number | null;
   spId: string | null;
   startsAt: number | null;
   endsAt: number | null;
   outcome: Outcome | null;
+  /** Sealed by the API (free text may name the patient's circumstances). */
   cancelReason: string | null;
   slaBreachedAt: number | null;
   chat: Room | null;
@@ -43,16 +48,17 @@ export interface ConsultationContext {
 }
 
 export type ConsultationEvent =
-  | { type: 'create'; bookingId: string; userId: string; at: number }
+  | { type: 'create'; bookingId: string; userId: string; at: number; slaDueAt: number }
   | { type: 'pickup'; spId: string; at: number }
   | { type: 'assign'; spId: string; at: number }
-  | { type: 'release' }
-  | { type: 'start'; at: number }
-  | { type: 'complete'; outcome: Outcome; at: number }
+  | { type: 'release'; at: number }
+  /** `spId`: who starts (completes) it; only the doctor it is assigned to may. */
+  | { type: 'start'; spId: string; at: number }
+  | { type: 'complete'; spId: string; outcome: Outcome; at: number }
   | { type: 'cancel'; reason: string; at: number };
 
 export interface ConsultationTiming {
-  /** Not picked up within this from creation: an alert. */
+  /** Not picked up within this from creation: an alert (the API puts the due time in `create`). */
   slaMs: number;
   /** First back-off of the room/link set-up; doubles up to `maxBackoffMs`. */
   backoffMs: number;
@@ -64,7 +70,8 @@ export const DEFAULT_CONSULTATION_TIMING: ConsultationTiming = { slaMs: 30 * 60_
 export function consultationTiming(t: ConsultationTiming) {
   return {
     delays: {
-      sla: () => t.slaMs,
+      /** What is left of the SLA when it (re)joins the queue; none left: at once. */
+      sla: ({ context }: { context: ConsultationContext }) => Math.max(0, (context.slaDueAt ?? (context.createdAt ?? 0) + t.slaMs) - (context.queuedAt ?? context.createdAt ?? 0)),
       provisionRetry: ({ context }: { context: ConsultationContext }) => Math.min(t.maxBackoffMs, t.backoffMs * 2 ** Math.max(0, context.provisionAttempts - 1)),
     },
   };
@@ -76,6 +83,10 @@ export const consultationMachine = setup({
     provision: fromPromise<ProvisionOutput, { consultationId: string; userId: string }>(async () => {
       throw new Error('provision effect not provided');
     }),
+  },
+  guards: {
+    /** The event comes from the doctor the consultation is assigned to. */
+    assignedTo: ({ context, event }) => 'spId' in event && event.spId === context.spId,
   },
   actions: {
     /** The SLA passed in the queue: tell someone (provided at registration: a log line and a metric). */
@@ -89,6 +100,8 @@ export const consultationMachine = setup({
     bookingId: null,
     userId: null,
     createdAt: null,
+    queuedAt: null,
+    slaDueAt: null,
     assignedAt: null,
     spId: null,
     startsAt: null,
@@ -106,12 +119,15 @@ export const consultationMachine = setup({
   states: {
     new: {
       on: {
-        create: { target: 'ready_for_pickup', actions: assign(({ event }) => ({ bookingId: event.bookingId, userId: event.userId, createdAt: event.at })) },
+        create: {
+          target: 'ready_for_pickup',
+          actions: assign(({ event }) => ({ bookingId: event.bookingId, userId: event.userId, createdAt: event.at, queuedAt: event.at, slaDueAt: event.slaDueAt })),
+        },
       },
     },
     ready_for_pickup: {
       after: {
-        sla: { guard: ({ context }) => context.slaBreachedAt === null, actions: [assign({ slaBreachedAt: ({ context }) => context.createdAt }), 'slaAlert'] },
+        sla: { guard: ({ context }) => context.slaBreachedAt === null, actions: [assign({ slaBreachedAt: ({ context }) => context.slaDueAt }), 'slaAlert'] },
       },
       on: {
         pickup: { target: 'pending_sp', actions: assign(({ event }) => ({ spId: event.spId, assignedAt: event.at })) },
@@ -121,8 +137,8 @@ export const consultationMachine = setup({
     },
     pending_sp: {
       on: {
-        release: { target: 'ready_for_pickup', actions: assign({ spId: null, assignedAt: null }) },
-        start: { target: 'in_progress', actions: assign(({ event }) => ({ startsAt: event.at })) },
+        release: { target: 'ready_for_pickup', actions: assign(({ event }) => ({ spId: null, assignedAt: null, queuedAt: event.at })) },
+        start: { guard: 'assignedTo', target: 'in_progress', actions: assign(({ event }) => ({ startsAt: event.at })) },
         cancel: { target: 'cancelled', actions: assign(({ event }) => ({ cancelReason: event.reason, endsAt: event.at })) },
       },
     },
@@ -138,17 +154,24 @@ export const consultationMachine = setup({
               target: 'live',
               actions: assign(({ event }) => ({ chat: event.output.chat, video: event.output.video, linkMessageId: event.output.messageId, lastError: null })),
             },
-            onError: {
-              target: 'retrying',
-              actions: assign({ lastError: ({ event }) => (event.error instanceof Error ? event.error.message : 'set-up failed') }),
-            },
+            onError: [
+              // The provider refused for good (or the patient has no address): shown, not retried.
+              {
+                guard: ({ event }) => (event.error as { permanent?: boolean } | undefined)?.permanent === true,
+                target: 'setup_failed',
+                actions: assign({ lastError: ({ event }) => (event.error instanceof Error ? event.error.message : 'set-up refused') }),
+              },
+              { target: 'retrying', actions: assign({ lastError: ({ event }) => (event.error instanceof Error ? event.error.message : 'set-up failed') }) },
+            ],
           },
         },
         retrying: { after: { provisionRetry: 'provisioning' } },
         live: {},
+        /** The rooms or the link could not be made and retrying would not help: staff must act (cancel, or complete by phone). */
+        setup_failed: {},
       },
       on: {
-        complete: { target: 'completed', actions: assign(({ event }) => ({ outcome: event.outcome, endsAt: event.at })) },
+        complete: { guard: 'assignedTo', target: 'completed', actions: assign(({ event }) => ({ outcome: event.outcome, endsAt: event.at })) },
         cancel: { target: 'cancelled', actions: assign(({ event }) => ({ cancelReason: event.reason, endsAt: event.at })) },
       },
     },

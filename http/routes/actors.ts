@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ActorSystem } from '../../actors/system.ts';
 import { requireRole, type AuthEnv } from '../auth.ts';
+import { ProblemError } from '../problem.ts';
 import { decodeCursor, encodeCursor, parseQuery, readJson } from '../request.ts';
 
 const boolParam = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -19,7 +20,8 @@ export function actorRoutes(system: ActorSystem, { waitTimeoutMs }: { waitTimeou
 
   app.post('/actors/:type/:key/events', async (c) => {
     const { type, key } = c.req.param();
-    system.type(type); // unknown type → 404 before anything else is read
+    // Unknown type → 404 before anything else is read.
+    if (system.type(type).domainOnly) throw new ProblemError(403, `events to ${type} actors go through their own API, not this route`, 'type');
     const query = parseQuery(c, sendQuery);
     const body = await readJson(c);
     const idempotencyKey = c.req.header('idempotency-key');

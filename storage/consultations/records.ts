@@ -6,20 +6,22 @@ import type { Db, Sql } from '../db.ts';
 export interface ReferralRow {
   bookingId: string;
   userId: string;
+  /** When it was received (runtime clock): the booking's created_at, however often it is resent. */
+  receivedAt: number;
 }
 
 /** Records the referral (in `tx`); null when its JournalGuid was recorded before (then read it). */
-export async function recordReferral(tx: Sql, r: { journalGuid: string; bookingId: string; userId: string; formatId: string }): Promise<boolean> {
+export async function recordReferral(tx: Sql, r: { journalGuid: string; bookingId: string; userId: string; formatId: string; receivedAt: number }): Promise<boolean> {
   const { rowCount } = await tx.query(
-    `INSERT INTO referrals (journal_guid, booking_id, user_id, format_id) VALUES ($1, $2, $3, $4) ON CONFLICT (journal_guid) DO NOTHING`,
-    [r.journalGuid, r.bookingId, r.userId, r.formatId],
+    `INSERT INTO referrals (journal_guid, booking_id, user_id, format_id, received_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (journal_guid) DO NOTHING`,
+    [r.journalGuid, r.bookingId, r.userId, r.formatId, r.receivedAt],
   );
   return rowCount === 1;
 }
 
 export async function findReferral(sql: Sql, journalGuid: string): Promise<ReferralRow | undefined> {
-  const { rows } = await sql.query<{ booking_id: string; user_id: string }>('SELECT booking_id, user_id FROM referrals WHERE journal_guid = $1', [journalGuid]);
-  return rows[0] && { bookingId: rows[0].booking_id, userId: rows[0].user_id };
+  const { rows } = await sql.query<{ booking_id: string; user_id: string; received_ms: string }>('SELECT booking_id, user_id, received_ms FROM referrals WHERE journal_guid = $1', [journalGuid]);
+  return rows[0] && { bookingId: rows[0].booking_id, userId: rows[0].user_id, receivedAt: Number(rows[0].received_ms) };
 }
 
 export async function addScreeningNote(sql: Sql, cipher: FieldCipher, bookingId: string, at: number, author: string, note: string): Promise<void> {

@@ -34,18 +34,21 @@ export class UserStore {
     return this.cipher.encrypt(value, `user/${id}/${field}`);
   }
 
-  /** The user with this national id, created if new. Runs in `tx` when given. */
+  /**
+   * The user with this national id, created if new. A known user gets the contact details given
+   * (sealed for their own row) and, if referred now, the referral tag. Runs in `tx` when given.
+   */
   async fetchOrCreate(u: NewUser, ctx: AuditContext, now: number, tx?: Sql): Promise<{ id: string; created: boolean }> {
     const run = async (sql: Sql) => {
       const hash = this.cipher.lookupHash(u.nationalId);
       const id = `usr_${randomUUID()}`;
+      // DO UPDATE (a no-op write), not DO NOTHING: a concurrent insert of the same person is
+      // waited for and its row returned, where DO NOTHING would return nothing at all.
       const { rows } = await sql.query<{ id: string; created: boolean }>(
-        `WITH ins AS (
-           INSERT INTO users (id, national_id_hash, national_id, first_name, last_name, email, phone, referred_by, marketing_opt_out)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (national_id_hash) DO NOTHING RETURNING id)
-         SELECT id, true AS created FROM ins
-         UNION ALL SELECT id, false FROM users WHERE national_id_hash = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
+        `INSERT INTO users (id, national_id_hash, national_id, first_name, last_name, email, phone, referred_by, marketing_opt_out)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (national_id_hash) DO UPDATE SET national_id_hash = excluded.national_id_hash
+         RETURNING id, (xmax = 0) AS created`,
         [
           id,
           hash,
@@ -58,9 +61,16 @@ export class UserStore {
           u.referredBy !== undefined,
         ],
       );
-      const row = rows[0];
-      if (!row) throw new Error('user neither created nor found (a concurrent create; retry)');
-      await appendAudit(sql, ctx, [{ action: row.created ? 'write' : 'read', resource: 'user', resourceId: row.id, scope: '' }], now);
+      const row = rows[0]!;
+      if (!row.created && (u.email || u.phone || u.referredBy !== undefined)) {
+        await sql.query(
+          `UPDATE users SET email = coalesce($2, email), phone = coalesce($3, phone),
+                  referred_by = coalesce(referred_by, $4), marketing_opt_out = marketing_opt_out OR $5
+            WHERE id = $1`,
+          [row.id, u.email ? this.seal(row.id, 'email', u.email) : null, u.phone ? this.seal(row.id, 'phone', u.phone) : null, u.referredBy ?? null, u.referredBy !== undefined],
+        );
+      }
+      await appendAudit(sql, ctx, [{ action: 'write', resource: 'user', resourceId: row.id, scope: row.created ? 'created' : 'updated' }], now);
       return row;
     };
     return tx ? run(tx) : this.db.tx(run);

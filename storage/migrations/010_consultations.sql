@@ -20,6 +20,7 @@ CREATE TABLE referrals (
   booking_id   text        NOT NULL UNIQUE,
   user_id      text        NOT NULL REFERENCES users (id),
   format_id    text        NOT NULL,
+  received_ms  bigint      NOT NULL,            -- runtime clock: the booking's created_at
   received_at  timestamptz NOT NULL DEFAULT now()
 );
 

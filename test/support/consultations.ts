@@ -7,6 +7,7 @@ import { createConsultationModule, type ConsultationModule } from '../../http/mo
 import { consultationReport } from '../../http/modules/consultations/report.ts';
 import { consultationRoutes } from '../../http/modules/consultations/routes.ts';
 import { pridokWebhook } from '../../http/modules/consultations/webhook.ts';
+import { createCommsClient } from '../../integrations/comms/client.ts';
 import { startCommsSimulator, type CommsSimulator } from '../../integrations/comms/simulator.ts';
 import { makeReferral, signedRequest } from '../../integrations/pridok/simulator.ts';
 import type { Referral } from '../../integrations/pridok/schemas.ts';
@@ -56,7 +57,15 @@ export async function consultationHarness(o: { slaMs?: number } = {}): Promise<C
       clock,
       logger,
       cipher,
-      settings: { webhookSecret: SECRET, referringInsurer: 'KK01', commsUrl: comms.url, consultation: { slaMs: o.slaMs ?? 1_800_000, backoffMs: 1_000, maxBackoffMs: 4_000 } },
+      settings: {
+        webhookSecret: SECRET,
+        referringInsurer: 'KK01',
+        commsUrl: comms.url,
+        consultation: { slaMs: o.slaMs ?? 1_800_000, backoffMs: 1_000, maxBackoffMs: 4_000 },
+        booking: { followUpMs: 60_000, expireMs: 600_000 },
+      },
+      // A short timeout, so a test can make the provider's answers arrive too late to count.
+      comms: createCommsClient({ baseUrl: comms.url, timeoutMs: 1_000 }),
     });
     await system.start();
     const app = createApp({

@@ -35,20 +35,20 @@ describe('checkIcpc2', () => {
 
   it('rejects codes in the gaps of the rubric list', () => {
     for (const code of ['A12', 'A83', 'B01', 'B85', 'F77', 'H87', 'K08', 'K97', 'N02', 'N77', 'P14', 'P83', 'R70', 'R91', 'T06', 'T74', 'U73', 'W74', 'X93', 'Y09', 'Y87', 'Z17', 'Z26']) {
-      expect(checkIcpc2(code), code).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`^${code} is not an ICPC-2 (symptom|diagnosis) rubric$`)) });
+      expect(checkIcpc2(code), code).toEqual({ ok: false, reason: expect.stringMatching(/^not an ICPC-2 (symptom|diagnosis) rubric$/) });
     }
   });
 
   it('rejects diagnoses in chapter Z, which has none', () => {
-    for (const code of ['Z70', 'Z85', 'Z99']) expect(checkIcpc2(code)).toEqual({ ok: false, reason: 'chapter Z has no diagnosis rubrics' });
+    for (const code of ['Z70', 'Z85', 'Z99']) expect(checkIcpc2(code)).toEqual({ ok: false, reason: 'the chapter has no diagnosis rubrics' });
   });
 
   it('rejects 00', () => {
-    expect(checkIcpc2('A00')).toEqual({ ok: false, reason: 'A00 is not an ICPC-2 rubric (00 is unused)' });
+    expect(checkIcpc2('A00')).toEqual({ ok: false, reason: 'not an ICPC-2 rubric (00 is unused)' });
   });
 
   it('rejects letters that are not chapters', () => {
-    for (const letter of 'CEGIJMOQV') expect(checkIcpc2(`${letter}74`)).toEqual({ ok: false, reason: `${letter} is not an ICPC-2 chapter` });
+    for (const letter of 'CEGIJMOQV') expect(checkIcpc2(`${letter}74`)).toEqual({ ok: false, reason: 'the letter is not an ICPC-2 chapter' });
   });
 
   it('rejects anything that is not one uppercase letter and two digits', () => {

@@ -75,7 +75,7 @@ const inRanges = (n: number, ranges: Ranges) => ranges.some(([from, to]) => n >=
  * @example
  * checkIcpc2('R74') // { ok: true, chapter: 'R', component: 'diagnosis' }
  * checkIcpc2('K45') // { ok: true, chapter: 'K', component: 'process' }
- * checkIcpc2('A83') // { ok: false, reason: 'A83 is not an ICPC-2 diagnosis rubric' }
+ * checkIcpc2('A83') // { ok: false, reason: 'not an ICPC-2 diagnosis rubric' }
  */
 export function checkIcpc2(code: string): Icpc2Check {
   if (typeof code !== 'string') return { ok: false, reason: 'must be a string' };
@@ -84,16 +84,16 @@ export function checkIcpc2(code: string): Icpc2Check {
   const chapter = m[1]!;
   const number = Number(m[2]);
   const table = CHAPTERS[chapter];
-  if (!table) return { ok: false, reason: `${chapter} is not an ICPC-2 chapter` };
-  if (number === 0) return { ok: false, reason: `${code} is not an ICPC-2 rubric (00 is unused)` };
+  if (!table) return { ok: false, reason: 'the letter is not an ICPC-2 chapter' };
+  if (number === 0) return { ok: false, reason: 'not an ICPC-2 rubric (00 is unused)' };
   if (number <= 29) {
     return inRanges(number, table.symptoms)
       ? { ok: true, chapter, component: 'symptom' }
-      : { ok: false, reason: `${code} is not an ICPC-2 symptom rubric` };
+      : { ok: false, reason: 'not an ICPC-2 symptom rubric' };
   }
   if (number <= 69) return { ok: true, chapter, component: 'process' };
-  if (table.diagnoses.length === 0) return { ok: false, reason: `chapter ${chapter} has no diagnosis rubrics` };
+  if (table.diagnoses.length === 0) return { ok: false, reason: 'the chapter has no diagnosis rubrics' };
   return inRanges(number, table.diagnoses)
     ? { ok: true, chapter, component: 'diagnosis' }
-    : { ok: false, reason: `${code} is not an ICPC-2 diagnosis rubric` };
+    : { ok: false, reason: 'not an ICPC-2 diagnosis rubric' };
 }

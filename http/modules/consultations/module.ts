@@ -3,6 +3,7 @@ import { fromPromise } from 'xstate';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
 import { createCommsClient, type CommsClient } from '../../../integrations/comms/client.ts';
+import { CommsProtocolError, CommsRejectedError } from '../../../integrations/comms/errors.ts';
 import { bookingMachine, bookingTiming, DEFAULT_BOOKING_TIMING, type BookingTiming } from '../../../machines/booking.ts';
 import {
   consultationMachine,
@@ -51,6 +52,8 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
   const results = new ResultStore(o.db, o.cipher);
   const comms = o.comms ?? createCommsClient({ baseUrl: o.settings.commsUrl, timeoutMs: 5_000 });
   const stats = { slaAlerts: 0, linksSent: 0, provisionFailures: 0 };
+  const metrics = consultationMetrics();
+  const timing = { ...DEFAULT_CONSULTATION_TIMING, ...o.settings.consultation };
 
   /**
    * Starting a consultation: a chat room, a video room, and the link mailed to the patient.
@@ -63,12 +66,14 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
       const chat = await comms.createRoom('chat', id, `consultation:${id}:chat`, signal);
       const video = await comms.createRoom('video', id, `consultation:${id}:video`, signal);
       const contact = await users.contact(input.userId, { principal: `consultation:${id}`, role: 'system', reason: 'consultation start: link to the patient' }, o.clock.now());
-      if (!contact?.email) throw new Error('the patient has no e-mail address to send the link to');
+      if (!contact?.email) throw Object.assign(new Error('the patient has no e-mail address to send the link to'), { permanent: true });
       const sent = await comms.sendLink({ to: contact.email, link: video.url, consultationId: id }, `consultation:${id}:link`, signal);
       stats.linksSent++;
       return { chat: { roomId: chat.roomId, url: chat.url }, video: { roomId: video.roomId, url: video.url }, messageId: sent.messageId };
     } catch (err) {
       stats.provisionFailures++;
+      // Refused for good by the provider: retrying with the same request would not help.
+      if (err instanceof CommsRejectedError || err instanceof CommsProtocolError) (err as Error & { permanent?: boolean }).permanent = true;
       // The message names the provider's status, never the address.
       o.logger.warn({ consultation: id, err: (err as Error).message }, 'consultation set-up failed; retrying');
       throw err;
@@ -80,11 +85,13 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
     machine: bookingMachine.provide(bookingTiming({ ...DEFAULT_BOOKING_TIMING, ...o.settings.booking })),
     input: (key) => ({ bookingId: key }),
     keyPattern: BOOKING_ID,
+    domainOnly: true,
+    sensitive: ['declineReason'],
     events: {
       create: z.strictObject({ flow: z.enum(['referral', 'direct']), userId: z.string().min(1).max(100), insurer: z.string().max(100).nullable(), at: z.number().int() }),
       screened: z.strictObject({ reached: z.boolean(), at: z.number().int(), by: z.string().min(1).max(200) }),
       createConsultation: z.strictObject({ consultationId: z.string().regex(CONSULTATION_ID), at: z.number().int() }),
-      decline: z.strictObject({ reason: z.string().min(1).max(500), at: z.number().int() }),
+      decline: z.strictObject({ reason: z.string().min(1).max(2_000), at: z.number().int() }),
     },
     idleTimeoutMs: 60_000,
   });
@@ -95,26 +102,30 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
       actions: {
         slaAlert: ({ context }) => {
           stats.slaAlerts++;
-          o.logger.warn({ consultation: context.consultationId, waitingSinceMs: context.createdAt }, 'consultation not picked up within its SLA');
+          metrics.slaAlerts.inc();
+          o.logger.warn({ consultation: context.consultationId, waitingMs: o.clock.now() - (context.createdAt ?? o.clock.now()) }, 'consultation not picked up within its SLA');
         },
       },
-      ...consultationTiming({ ...DEFAULT_CONSULTATION_TIMING, ...o.settings.consultation }),
+      ...consultationTiming(timing),
     }),
     input: (key) => ({ consultationId: key }),
     keyPattern: CONSULTATION_ID,
+    domainOnly: true,
+    sensitive: ['cancelReason'],
     events: {
-      create: z.strictObject({ bookingId: z.string().regex(BOOKING_ID), userId: z.string().min(1).max(100), at: z.number().int() }),
+      create: z.strictObject({ bookingId: z.string().regex(BOOKING_ID), userId: z.string().min(1).max(100), at: z.number().int(), slaDueAt: z.number().int() }),
       pickup: z.strictObject({ spId: z.string().regex(SP_ID), at: z.number().int() }),
       assign: z.strictObject({ spId: z.string().regex(SP_ID), at: z.number().int() }),
-      release: z.strictObject({}),
-      start: z.strictObject({ at: z.number().int() }),
-      complete: z.strictObject({ outcome: z.enum(OUTCOMES), at: z.number().int() }),
-      cancel: z.strictObject({ reason: z.string().min(1).max(500), at: z.number().int() }),
+      release: z.strictObject({ at: z.number().int() }),
+      start: z.strictObject({ spId: z.string().regex(SP_ID), at: z.number().int() }),
+      complete: z.strictObject({ spId: z.string().regex(SP_ID), outcome: z.enum(OUTCOMES), at: z.number().int() }),
+      // Sealed by the API: free text stays out of the journal and the snapshot.
+      cancel: z.strictObject({ reason: z.string().min(1).max(2_000), at: z.number().int() }),
     },
     idleTimeoutMs: 60_000,
   });
 
-  return { users, results, comms, stats, settings: o.settings, metrics: consultationMetrics() };
+  return { users, results, comms, stats, settings: o.settings, metrics, timing };
 }
 
 export type ConsultationModule = ReturnType<typeof createConsultationModule>;

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { reportRows } from '../../../storage/consultations/records.ts';
 import type { Db } from '../../../storage/db.ts';
@@ -13,7 +13,8 @@ export function consultationMetrics() {
   const buckets = [60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400];
   const waiting = new Histogram({ name: 'consultation_waiting_seconds', help: 'Consultation waiting time: starts_at - created_at', buckets, registers: [registry] });
   const treatment = new Histogram({ name: 'consultation_treatment_seconds', help: 'Consultation treatment duration: ends_at - starts_at', buckets: [60, 300, 600, 900, 1800, 3600, 7200], registers: [registry] });
-  return { registry, waiting, treatment };
+  const slaAlerts = new Counter({ name: 'consultation_sla_alerts_total', help: 'Consultations not picked up within their SLA', registers: [registry] });
+  return { registry, waiting, treatment, slaAlerts };
 }
 
 const reportQuery = z.strictObject({

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Clock } from '../../../actors/clock.ts';
@@ -40,7 +40,8 @@ const directBooking = z.strictObject({
   nationalId,
   firstName: z.string().trim().min(1).max(100),
   lastName: z.string().trim().min(1).max(100),
-  email: z.email().optional(),
+  // The consultation link is mailed: a booking without an address could never be started.
+  email: z.email(),
   phone: E164.optional(),
 });
 const screening = z.strictObject({ reached: z.boolean({ error: 'reached must be true or false' }), note: z.string().max(5_000).optional() });
@@ -60,7 +61,13 @@ const resultSchema = z.strictObject({
   policyNumber: z.string().max(100).optional(),
 });
 const completeBody = z.strictObject({ result: resultSchema });
-const listQuery = z.strictObject({ state: z.string().regex(/^[a-z_]+$/).max(64).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) });
+const listQuery = z.strictObject({ state: z.string().regex(/^[a-z_]+(\.[a-z_]+)*$/, 'state is a state name such as screened or screening.follow_up_due').max(64).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) });
+
+/** A UUID-shaped digest of `text` (ids derived from a client's idempotency key). */
+function uuidFrom(text: string): string {
+  const h = createHash('sha256').update(text).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 type Ctx = Record<string, unknown>;
@@ -106,7 +113,9 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
     const b = await body(c, directBooking);
     const now = clock.now();
     const user = await module.users.fetchOrCreate({ nationalId: b.nationalId, firstName: b.firstName, lastName: b.lastName, email: b.email, phone: b.phone }, audit(c), now);
-    const bookingId = `bkg_${randomUUID()}`;
+    // With an Idempotency-Key, a retried request names the same booking (and creates it once).
+    const key = c.req.header('idempotency-key');
+    const bookingId = key ? `bkg_${uuidFrom(`${c.get('principal').subject}\u0000${key}`)}` : `bkg_${randomUUID()}`;
     await system.sendAndWait('booking', bookingId, { type: 'create', flow: 'direct', userId: user.id, insurer: null, at: now }, { idempotencyKey: 'create' });
     return c.json({ bookingId, userId: user.id }, 201);
   });
@@ -138,22 +147,25 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
     const id = c.req.param('id');
     await actor('booking', id);
     const b = await body(c, declineBody);
-    const snap = await lifecycle('booking', id, { type: 'decline', reason: b.reason, at: clock.now() });
+    const snap = await lifecycle('booking', id, { type: 'decline', reason: module.users.cipher.encrypt(b.reason, `booking/${id}/decline`), at: clock.now() });
     return c.json({ bookingId: id, state: snap.state });
   });
 
   app.post('/bookings/:id/consultation', requireRole('secretary'), async (c) => {
     const id = c.req.param('id');
     const booking = await actor('booking', id);
-    if (booking.state !== 'screened') {
+    const ctx = booking.context as Ctx;
+    // Derived from the booking, so a retried request names the same consultation.
+    const consultationId = `con_${id.slice(4)}`;
+    const retried = booking.state === 'consultation_created' && ctx.consultationId === consultationId;
+    if (booking.state !== 'screened' && !retried) {
       throw new ProblemError(409, `booking is ${booking.state}: a consultation is created once the patient was reached`, 'state', { state: booking.state });
     }
-    const ctx = booking.context as Ctx;
-    // Derived from the booking, so a retried request makes the same consultation.
-    const consultationId = `con_${id.slice(4)}`;
     const now = clock.now();
-    await system.sendAndWait('consultation', consultationId, { type: 'create', bookingId: id, userId: ctx.userId, at: now }, { idempotencyKey: 'create' });
-    await system.sendAndWait('booking', id, { type: 'createConsultation', consultationId, at: now }, { idempotencyKey: 'consultation' });
+    // The booking moves first (a decline racing this one wins or loses there), then the
+    // consultation is created, keyed: a retry after a lost answer creates it once.
+    if (!retried) await lifecycle('booking', id, { type: 'createConsultation', consultationId, at: now });
+    await system.sendAndWait('consultation', consultationId, { type: 'create', bookingId: id, userId: ctx.userId, at: now, slaDueAt: now + module.timing.slaMs }, { idempotencyKey: 'create' });
     return c.json({ consultationId }, 201);
   });
 
@@ -185,11 +197,17 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
 
   app.get('/consultations/:id', requireRole('secretary', 'doctor', 'admin', 'auditor'), async (c) => c.json(view(await actor('consultation', c.req.param('id')))));
 
-  /** The consultation, and 403 unless the caller is the doctor it is assigned to. */
+  /**
+   * The consultation; 403 unless the caller is the doctor it is assigned to. In a state where
+   * nobody is assigned (or that takes no more events) the machine answers instead: 409 naming it.
+   * The machine checks the doctor again with the event itself (a release and a pick-up by another
+   * doctor may come between).
+   */
   async function mine(c: Context<AuthEnv>) {
     const v = await actor('consultation', c.req.param('id')!);
+    const assigned = v.state === 'pending_sp' || v.state.startsWith('in_progress');
     const sp = (v.context as Ctx).spId;
-    if (sp !== c.get('principal').subject) throw new ProblemError(403, 'this consultation is assigned to another doctor (or to none)', 'Authorization');
+    if (assigned && sp !== c.get('principal').subject) throw new ProblemError(403, 'this consultation is assigned to another doctor', 'Authorization');
     return v;
   }
 
@@ -210,13 +228,13 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
     const id = c.req.param('id');
     if (c.get('principal').role === 'doctor') await mine(c);
     else await actor('consultation', id);
-    return c.json(view(await lifecycle('consultation', id, { type: 'release' })));
+    return c.json(view(await lifecycle('consultation', id, { type: 'release', at: clock.now() })));
   });
 
   app.post('/consultations/:id/start', requireRole('doctor'), async (c) => {
     const id = c.req.param('id');
     await mine(c);
-    const started = await lifecycle('consultation', id, { type: 'start', at: clock.now() });
+    const started = await lifecycle('consultation', id, { type: 'start', spId: c.get('principal').subject, at: clock.now() });
     const ctx = started.context as Ctx;
     module.metrics.waiting.observe(((ctx.startsAt as number) - (ctx.createdAt as number)) / 1000);
     return c.json(view(started));
@@ -232,9 +250,16 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
       throw new ProblemError(409, `consultation is ${v.state.split('.')[0]}: only one in progress can be completed`, 'type', { state: v.state.split('.')[0] });
     }
     // The result is stored (sealed, audited) before the state moves, so a completed
-    // consultation always has its result; a refused completion leaves it for the next try.
+    // consultation always has its result; a refused completion (a cancel got there first)
+    // takes its result away again.
     await module.results.store(id, { ...b.result, authorSpId: author }, audit(c), clock.now());
-    const done = await lifecycle('consultation', id, { type: 'complete', outcome: b.result.outcome, at: clock.now() });
+    let done;
+    try {
+      done = await lifecycle('consultation', id, { type: 'complete', spId: author, outcome: b.result.outcome, at: clock.now() });
+    } catch (err) {
+      if ((await system.get('consultation', id)).state !== 'completed') await module.results.remove(id);
+      throw err;
+    }
     const ctx = done.context as Ctx;
     module.metrics.treatment.observe(((ctx.endsAt as number) - (ctx.startsAt as number)) / 1000);
     return c.json(view(done));
@@ -244,7 +269,8 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
     const id = c.req.param('id');
     await actor('consultation', id);
     const b = await body(c, cancelBody);
-    return c.json(view(await lifecycle('consultation', id, { type: 'cancel', reason: b.reason, at: clock.now() })));
+    const sealed = module.users.cipher.encrypt(b.reason, `consultation/${id}/cancel`);
+    return c.json(view(await lifecycle('consultation', id, { type: 'cancel', reason: sealed, at: clock.now() })));
   });
 
   app.get('/consultations/:id/result', requireRole('doctor', 'auditor'), async (c) => {

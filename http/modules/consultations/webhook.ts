@@ -53,9 +53,9 @@ export function pridokWebhook({ db, system, clock, module }: WebhookDeps) {
     const r = parsed.data;
     const now = clock.now();
     const ctx = { principal: 'pridok', role: 'integration', reason: `referral ${r.JournalGuid}` };
-    const earlier = await findReferral(db, r.JournalGuid);
-    let made = earlier;
-    if (!earlier) {
+    let made = await findReferral(db, r.JournalGuid);
+    let fresh = false;
+    if (!made) {
       made = await db.tx(async (tx) => {
         const user = await module.users.fetchOrCreate(
           { nationalId: r.PID, firstName: r.Firstname, lastName: r.Lastname, email: r.Email, phone: r.PhoneNumber, referredBy: module.settings.referringInsurer },
@@ -64,17 +64,18 @@ export function pridokWebhook({ db, system, clock, module }: WebhookDeps) {
           tx,
         );
         const bookingId = `bkg_${randomUUID()}`;
-        const fresh = await recordReferral(tx, { journalGuid: r.JournalGuid, bookingId, userId: user.id, formatId: r.FormatId });
+        fresh = await recordReferral(tx, { journalGuid: r.JournalGuid, bookingId, userId: user.id, formatId: r.FormatId, receivedAt: now });
         // Sent twice at once: the other one recorded it first; answer with its booking.
-        return fresh ? { bookingId, userId: user.id } : undefined;
+        return fresh ? { bookingId, userId: user.id, receivedAt: now } : undefined;
       });
       made ??= await findReferral(db, r.JournalGuid);
     }
     if (!made) throw new ProblemError(503, 'the referral could not be recorded; send it again', 'JournalGuid');
-    // The booking's creation is keyed, so a resent referral (or one whose first answer was lost
-    // after the referral was recorded) creates it once.
-    await system.sendAndWait('booking', made.bookingId, { type: 'create', flow: 'referral', userId: made.userId, insurer: module.settings.referringInsurer, at: now }, { idempotencyKey: 'create' });
-    return c.json({ bookingId: made.bookingId, userId: made.userId }, earlier ? 200 : 201);
+    // The booking's creation is keyed, and dated by the referral's receipt, so a resent referral
+    // (or one whose first answer was lost after the referral was recorded) creates it once,
+    // with its contractual clock started when the referral first arrived.
+    await system.sendAndWait('booking', made.bookingId, { type: 'create', flow: 'referral', userId: made.userId, insurer: module.settings.referringInsurer, at: made.receivedAt }, { idempotencyKey: 'create' });
+    return c.json({ bookingId: made.bookingId, userId: made.userId }, fresh ? 201 : 200);
   });
   return app;
 }

@@ -51,6 +51,7 @@ export function createPimsModule(o: PimsModuleOptions) {
     machine: visitMachine.provide({ actors: effects.actors, ...visitTiming(timing) }),
     input: (key) => ({ visitId: key }),
     keyPattern: VISIT_ID,
+    domainOnly: true,
     events: {
       checkin: z.strictObject({ patientId: z.string().regex(PIMS_PATIENT_ID), checkedInAt: z.iso.datetime({ offset: true }) }),
       checkout: z.strictObject({ at: z.number().int().nonnegative() }),
