@@ -157,6 +157,38 @@ describe('referral → booking → consultation', () => {
     expect(user.rows[0]).toEqual({ referred_by: 'KK01', marketing_opt_out: true });
   }, 30_000);
 
+  it('a direct booking by a secretary: idempotent with a key, validated, and without an address its set-up shows as failed', async () => {
+    h = await consultationHarness();
+    const person = { nationalId: generateNationalId(Math.random), firstName: 'Kari', lastName: 'Nordmann' };
+    const bad = await h.req('/bookings', { body: { ...person, nationalId: '12345678901' } });
+    expect(bad.status).toBe(422);
+    expect(((await bad.json()) as any).field).toBe('nationalId');
+    expect((await h.req('/bookings', { body: person, token: 'doctor' })).status).toBe(403);
+    const first = await h.req('/bookings', { body: person, headers: { 'idempotency-key': 'call-77' } });
+    expect(first.status).toBe(201);
+    const made = (await first.json()) as any;
+    expect(await json(h.req('/bookings', { body: person, headers: { 'idempotency-key': 'call-77' } }))).toEqual(made);
+    expect(await json(h.req(`/bookings/${made.bookingId}`))).toMatchObject({ state: 'received', flow: 'direct', userId: made.userId });
+    // The webhook's field names are taken too; the same person is the same user.
+    const alias = await json(h.req('/bookings', { body: { PID: person.nationalId, Firstname: 'Kari', Lastname: 'Nordmann', Email: 'kari@example.no' } }));
+    expect(alias.userId).toBe(made.userId);
+    // No address at the first booking, one given at the second: the link goes to it.
+    await h.req(`/bookings/${made.bookingId}/screenings`, { body: { reached: true } });
+    const { consultationId } = await json(h.req(`/bookings/${made.bookingId}/consultation`, { method: 'POST' }));
+    await h.req(`/consultations/${consultationId}/pickup`, { method: 'POST', token: 'doctor' });
+    await h.req(`/consultations/${consultationId}/start`, { method: 'POST', token: 'doctor' });
+    await until(() => json(h.req(`/consultations/${consultationId}`)), (v) => v.rooms?.linkSent === true);
+    expect(h.comms.stats.messages.map((m) => m.to)).toEqual(['kari@example.no']);
+    // A person with no address at all: the set-up cannot succeed and says so.
+    const nobody = await json(h.req('/bookings', { body: { nationalId: generateNationalId(Math.random), firstName: 'Ola', lastName: 'Nordmann' } }));
+    await h.req(`/bookings/${nobody.bookingId}/screenings`, { body: { reached: true } });
+    const second = await json(h.req(`/bookings/${nobody.bookingId}/consultation`, { method: 'POST' }));
+    await h.req(`/consultations/${second.consultationId}/pickup`, { method: 'POST', token: 'doctor' });
+    await h.req(`/consultations/${second.consultationId}/start`, { method: 'POST', token: 'doctor' });
+    await until(() => h.t.db.query(`SELECT state FROM actors WHERE key = $1`, [second.consultationId]), (r) => r.rows[0]?.state === 'in_progress.setup_failed');
+    expect((await json(h.req(`/consultations/${second.consultationId}`))).state).toBe('in_progress');
+  }, 30_000);
+
   it('two identical webhooks at once: one 201, one 200, one user, one booking', async () => {
     h = await consultationHarness();
     const first = await h.refer();

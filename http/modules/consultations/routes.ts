@@ -36,14 +36,20 @@ const nationalId = z.string().superRefine((v, ctx) => {
   const r = checkNationalId(v);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
-const directBooking = z.strictObject({
-  nationalId,
-  firstName: z.string().trim().min(1).max(100),
-  lastName: z.string().trim().min(1).max(100),
-  // The consultation link is mailed: a booking without an address could never be started.
-  email: z.email(),
-  phone: E164.optional(),
-});
+/** The record system's field names are taken too (`PID`, `Firstname`, …), as aliases. */
+const ALIASES: Record<string, string> = { PID: 'nationalId', Firstname: 'firstName', Lastname: 'lastName', Email: 'email', PhoneNumber: 'phone' };
+const directBooking = z.preprocess(
+  (v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [ALIASES[k] ?? k, x])) : v),
+  z.strictObject({
+    nationalId,
+    firstName: z.string().trim().min(1).max(100),
+    lastName: z.string().trim().min(1).max(100),
+    // Without an address the consultation link cannot be mailed: its set-up then shows
+    // `in_progress.setup_failed` and staff reach the patient another way.
+    email: z.email().optional(),
+    phone: E164.optional(),
+  }),
+);
 const screening = z.strictObject({ reached: z.boolean({ error: 'reached must be true or false' }), note: z.string().max(5_000).optional() });
 const declineBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
 const assignBody = z.strictObject({ spId: z.string().regex(SP_ID, 'spId must be 1-100 of letters, digits and ._:@-') });
