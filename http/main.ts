@@ -149,7 +149,7 @@ async function main(): Promise<void> {
       consultationReport({ db }),
     ],
     publicRoutes: [pridokWebhook({ db, system, clock, module: consultationModule })],
-    registries: [consultationModule.metrics.registry],
+    registries: [consultationModule.metrics.registry, pimsModule.metrics],
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const storage = embedded

@@ -182,6 +182,7 @@ describe.each(variants)('practice-system visits (%s storage)', (storage) => {
     const refused = h.sim.stats.calls.filter((c) => c.status === 429);
     expect(refused).toHaveLength(1);
     expect((await items(late!.id)).lastError).toMatch(/429/);
+    expect(await (await h.req('/metrics', { token: ADMIN })).text()).toContain('pims_retry_after_holds_total 1');
     // Not a failure of the practice system: no error state however often it happens.
     expect((await items(late!.id)).failures).toBe(1);
     expect(await dueIn(late!.id)).toBeGreaterThanOrEqual(1_000);

@@ -79,6 +79,7 @@ export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarne
       ],
       ready: async () => {},
       routes: [pimsRoutes({ db, system, clock, module })],
+      registries: [module.metrics],
     });
     return { system, module, app };
   };

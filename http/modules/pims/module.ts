@@ -1,3 +1,4 @@
+import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Clock } from '../../../actors/clock.ts';
 import { StaleEpochError } from '../../../actors/errors.ts';
@@ -73,10 +74,41 @@ export function createPimsModule(o: PimsModuleOptions) {
     idleTimeoutMs: 24 * 3600_000,
   });
 
+  // The gate's own figures: a queue that keeps growing means more refreshes fall due than the
+  // rate limit lets through (raise PIMS_RATE_PER_S or VISIT_MAX_AGE_MS).
+  const registry = new Registry();
+  new Gauge({
+    name: 'pims_gate_waiting',
+    help: 'Calls to the practice system waiting for their turn at the rate limit (this process)',
+    registers: [registry],
+    collect() {
+      this.set(gate.waiting);
+    },
+  });
+  new Counter({
+    name: 'pims_gate_granted_total',
+    help: 'Calls to the practice system let through the rate limit (this process)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gate.stats.granted);
+    },
+  });
+  new Counter({
+    name: 'pims_retry_after_holds_total',
+    help: "429 answers whose Retry-After held this process's calls",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gate.stats.held);
+    },
+  });
+
   return {
     settings,
     client,
     gate,
+    metrics: registry,
     fetched: effects.fetched,
     stop: () => gate.close(),
     /** Brings the census to life (its timer needs it). */
