@@ -2,7 +2,7 @@ import type { Db } from '../storage/db.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { Committer } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
-import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, TimeoutError, UnavailableError } from './errors.ts';
+import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, StaleEpochError, TimeoutError, UnavailableError } from './errors.ts';
 import { validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
 import { redact } from './redact.ts';
 import * as store from './store.ts';
@@ -216,7 +216,19 @@ export class ActorSystem {
     entry.inflightAppends++;
     entry.lastActive = this.clock.now();
     try {
-      const outcome = await this.committer.append({ type, key, event, eventJson, idempotencyKey: opts.idempotencyKey, receivedAt: this.clock.now() });
+      const op = { type, key, event, eventJson, idempotencyKey: opts.idempotencyKey, receivedAt: this.clock.now() };
+      let outcome;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          outcome = await this.committer.append(op);
+          break;
+        } catch (err) {
+          // A keyed send whose batch lost a race with another writer (processes started together
+          // sending the same `wake`): nothing was written, and sent again it is stored once, or
+          // answered as the duplicate it is. An unkeyed one is the caller's to resend.
+          if (!(err instanceof StaleEpochError) || opts.idempotencyKey === undefined || attempt >= 5) throw err;
+        }
+      }
       const result: SendResult = { seq: outcome.seq, duplicate: outcome.duplicate };
       if (result.duplicate) {
         this.stats.duplicates++;

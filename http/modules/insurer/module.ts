@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { StaleEpochError } from '../../../actors/errors.ts';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
 import { createInsurerClient, type InsurerClient } from '../../../integrations/insurer/client.ts';
@@ -140,16 +139,8 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     /** Brings each configured insurer's supervisor to life (its daily timer needs it), and hands over interactive syncs left scheduled. */
     async start(): Promise<void> {
       for (const id of handles.keys()) {
-        // Processes started together send the same `wake`: the runtime may refuse the one that
-        // lost the race (StaleEpochError) instead of answering it as a duplicate; sent again, it is one.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
-            break;
-          } catch (err) {
-            if (!(err instanceof StaleEpochError) || attempt >= 5) throw err;
-          }
-        }
+        // Keyed: processes started together send it once between them.
+        await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
         for (const s of await scheduledInteractive(o.db, id)) dispatch(id, s.patientId, s.id);
       }
     },

@@ -1,7 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Clock } from '../../../actors/clock.ts';
-import { StaleEpochError } from '../../../actors/errors.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
 import { createPimsClient, type PimsClient } from '../../../integrations/pims/client.ts';
 import { censusTiming, pimsCensusMachine } from '../../../machines/pims-census.ts';
@@ -113,16 +112,8 @@ export function createPimsModule(o: PimsModuleOptions) {
     stop: () => gate.close(),
     /** Brings the census to life (its timer needs it). */
     async start(): Promise<void> {
-      // Processes started together send the same `wake`: the loser of that race may be refused
-      // (StaleEpochError) rather than answered as a duplicate; sent again, it is one.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await o.system.send('pims-census', CENSUS_KEY, { type: 'wake' }, { idempotencyKey: 'wake' });
-          return;
-        } catch (err) {
-          if (!(err instanceof StaleEpochError) || attempt >= 5) throw err;
-        }
-      }
+      // Keyed: processes started together send it once between them.
+      await o.system.send('pims-census', CENSUS_KEY, { type: 'wake' }, { idempotencyKey: 'wake' });
     },
   };
 }
