@@ -19,6 +19,7 @@ import { cpuMeter } from './lib/cpu.ts';
 import { benchDb, postmasterPid } from './lib/db.ts';
 import { closedLoop, type LoadResult } from './lib/load.ts';
 import { benchJson, log, procMemory } from './lib/report.ts';
+import { httpRequester } from './lib/http-request.ts';
 import { spawnServer, type ServerProcess } from './lib/server.ts';
 import { medianOf } from './lib/stats.ts';
 
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     });
     await server.ready();
     const pids = { server: server.pid, postmaster: await postmasterPid(store.db) };
-    const call = client(server.port, agent);
+    const call = httpRequester(server.port, agent);
     const random = mulberry32(7);
     log(`consultations bench on ${kind} Postgres: ${clients} clients, ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms`);
 
@@ -130,26 +131,6 @@ function line(p: Phase, what: string): string {
     .map(([k, v]) => `${k}: ${v}`)
     .join(', ');
   return `${p.eventsPerSec} ${what}/s, p50 ${p.latencyMs.p50} ms, p99 ${p.latencyMs.p99} ms, max ${p.latencyMs.max} ms; CPU % of a core: client ${p.clientCpuPct} server ${p.serverCpuPct} postgres ${p.pgCpuPct}; machine ${p.machineBusyPct}% busy${other ? `; other: ${other}` : ''}`;
-}
-
-function client(port: number, agent: http.Agent) {
-  return (method: string, path: string, body?: string, extra: Record<string, string> = {}) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { ...extra };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
 }
 
 main().catch((err) => {

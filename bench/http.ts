@@ -15,6 +15,7 @@ import { cpuMeter } from './lib/cpu.ts';
 import { benchDb, postmasterPid } from './lib/db.ts';
 import { closedLoop, type LoadResult } from './lib/load.ts';
 import { benchJson, log, procMemory, sleep } from './lib/report.ts';
+import { httpRequester } from './lib/http-request.ts';
 import { spawnServer, type ServerProcess } from './lib/server.ts';
 import { median, medianOf, round } from './lib/stats.ts';
 
@@ -183,24 +184,7 @@ function metric({ status, text }: { status: number; text: string }, name: string
 }
 
 function httpClient(port: number, token: string, agent: http.Agent) {
-  function request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${token}` };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
+  const request = httpRequester(port, agent, { authorization: `Bearer ${token}` });
   return {
     async add(key: string, id: string): Promise<string> {
       const { status } = await request('POST', `/actors/tally/${key}/events`, JSON.stringify({ type: 'add', id, amount: 1 }));

@@ -18,14 +18,32 @@ export async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-/** Validates query parameters; the first bad one is named. */
-export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
-  const parsed = schema.safeParse(c.req.query());
+/** The field a validation issue is about: its path, else the unknown keys, else `fallback`. */
+export function issueField(issue: z.core.$ZodIssue, fallback: string): string {
+  return issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : fallback);
+}
+
+/** Checks `value` against `schema`; the first issue is a `status` problem naming its field. */
+export function check<S extends z.ZodType>(value: unknown, schema: S, status: number, fallback = 'body'): z.output<S> {
+  const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  const field = issue.path.join('.') || 'query';
-  throw new ProblemError(400, `${field}: ${issue.message}`, field);
+  const field = issueField(issue, fallback);
+  throw new ProblemError(status, issue.message.includes(field) ? issue.message : `${field}: ${issue.message}`, field);
 }
+
+/** Reads a JSON body (415, 400 as `readJson`) and checks it: the first issue is a `status` problem naming its field. */
+export async function parseBody<S extends z.ZodType>(c: Context, schema: S, status = 400): Promise<z.output<S>> {
+  return check(await readJson(c), schema, status);
+}
+
+/** Validates query parameters; the first bad one is named. */
+export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  return check(c.req.query(), schema, 400, 'query');
+}
+
+/** Epoch ms as ISO 8601, null for none. */
+export const iso = (t: number | null | undefined) => (t == null ? null : new Date(t).toISOString());
 
 export const encodeCursor = (value: string | number) => Buffer.from(String(value)).toString('base64url');
 

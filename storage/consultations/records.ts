@@ -24,10 +24,9 @@ export async function findReferral(sql: Sql, journalGuid: string): Promise<Refer
   return rows[0] && { bookingId: rows[0].booking_id, userId: rows[0].user_id, receivedAt: Number(rows[0].received_ms) };
 }
 
+/** A screening call's note, sealed for its booking (a sealed note copied to another booking does not open). */
 export async function addScreeningNote(sql: Sql, cipher: FieldCipher, bookingId: string, at: number, author: string, note: string): Promise<void> {
-  const { rows } = await sql.query<{ id: string }>(`INSERT INTO screening_notes (booking_id, at, author, note) VALUES ($1, $2, $3, '') RETURNING id`, [bookingId, at, author]);
-  const id = rows[0]!.id;
-  await sql.query('UPDATE screening_notes SET note = $2 WHERE id = $1', [id, cipher.encrypt(note, `screening_note/${id}`)]);
+  await sql.query(`INSERT INTO screening_notes (booking_id, at, author, note) VALUES ($1, $2, $3, $4)`, [bookingId, at, author, cipher.encrypt(note, `screening_note/${bookingId}`)]);
 }
 
 /** A consultation result as the doctor gave it (validated by the route). */
@@ -96,14 +95,13 @@ export interface ConsultationListed {
 }
 
 /** Consultations in a state, oldest first (the queue), from the actors' stored state. */
-export async function listConsultations(sql: Sql, state: string, limit: number, afterCreated: number): Promise<ConsultationListed[]> {
+export async function listConsultations(sql: Sql, state: string, limit: number): Promise<ConsultationListed[]> {
   const { rows } = await sql.query<{ key: string; state: string; created: string | null; booking: string | null; sp: string | null }>(
     `SELECT key, state, (snapshot->'context'->>'createdAt') AS created, snapshot->'context'->>'bookingId' AS booking, snapshot->'context'->>'spId' AS sp
        FROM actors
       WHERE type = 'consultation' AND snapshot IS NOT NULL AND (state = $1 OR left(state, length($1) + 1) = $1 || '.')
-        AND (snapshot->'context'->>'createdAt')::bigint > $3
       ORDER BY (snapshot->'context'->>'createdAt')::bigint, key LIMIT $2`,
-    [state, limit, afterCreated],
+    [state, limit],
   );
   return rows.map((r) => ({ consultationId: r.key, state: r.state, createdAt: r.created === null ? null : Number(r.created), bookingId: r.booking, spId: r.sp }));
 }

@@ -62,9 +62,3 @@ export async function openVisitIds(sql: Sql): Promise<Map<string, string>> {
   );
   return new Map(rows.map((r) => [r.key, r.state]));
 }
-
-/** Visit actors per state, for metrics. */
-export async function visitsByState(sql: Sql): Promise<Map<string, number>> {
-  const { rows } = await sql.query<{ state: string; n: number }>(`SELECT state, count(*)::int AS n FROM actors WHERE type = 'visit' GROUP BY state`);
-  return new Map(rows.map((r) => [r.state, r.n]));
-}

@@ -14,6 +14,7 @@ import type { Referral } from '../../integrations/pridok/schemas.ts';
 import { createFieldCipher } from '../../storage/crypto.ts';
 import type { Db } from '../../storage/db.ts';
 import { testDb, type TestDb } from './db.ts';
+import { appRequest } from './request.ts';
 
 export const TOKENS = {
   secretary: 'secretary-token-0123456789abcdef',
@@ -87,16 +88,8 @@ export async function consultationHarness(o: { slaMs?: number } = {}): Promise<C
     return { system, module, app };
   };
   let node = await boot(t.db);
-  const req: ConsultationHarness['req'] = async (path, init = {}) =>
-    node.app.request(path, {
-      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: {
-        ...(init.token === null ? {} : { authorization: `Bearer ${TOKENS[init.token ?? 'secretary']}` }),
-        ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...init.headers,
-      },
-      ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }),
-    });
+  const req: ConsultationHarness['req'] = (path, init = {}) =>
+    appRequest(node.app, path, { ...init, token: init.token === null ? null : TOKENS[init.token ?? 'secretary'] });
   return {
     t,
     clock,

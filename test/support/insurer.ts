@@ -9,6 +9,7 @@ import { createFieldCipher } from '../../storage/crypto.ts';
 import { createLine } from '../../storage/line/index.ts';
 import type { Line } from '../../storage/line/types.ts';
 import { testDb, type TestDb } from './db.ts';
+import { appRequest } from './request.ts';
 import { randomBytes } from 'node:crypto';
 
 export const ADMIN = 'admin-token-0123456789abcdef';
@@ -57,12 +58,7 @@ export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning
     ready: async () => {},
     routes: [insurerRoutes({ db: t.db, system, clock, line, module })],
   });
-  const req = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
-    app.request(path, {
-      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: { authorization: `Bearer ${init.token ?? ADMIN}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-    });
+  const req = (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => appRequest(app, path, { ...init, token: init.token ?? ADMIN });
   return {
     t,
     sim,

@@ -10,6 +10,7 @@ import { createCoordination } from '../../storage/coordination/index.ts';
 import type { Coordination } from '../../storage/coordination/types.ts';
 import type { Db } from '../../storage/db.ts';
 import { testDb, type TestDb } from './db.ts';
+import { appRequest } from './request.ts';
 
 export const INTEGRATION = 'integration-token-0123456789ab';
 export const ADMIN = 'admin-token-0123456789abcdef';
@@ -84,12 +85,7 @@ export async function pimsHarness(o: PimsHarnessOptions = {}): Promise<PimsHarne
     return { system, module, app };
   };
   let node = await boot(t.db);
-  const req = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
-    node.app.request(path, {
-      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: { authorization: `Bearer ${init.token ?? INTEGRATION}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }),
-    });
+  const req = (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => appRequest(node.app, path, { ...init, token: init.token ?? INTEGRATION });
   return {
     t,
     sim,

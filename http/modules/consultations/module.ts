@@ -51,7 +51,7 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
   const users = new UserStore(o.db, o.cipher);
   const results = new ResultStore(o.db, o.cipher);
   const comms = o.comms ?? createCommsClient({ baseUrl: o.settings.commsUrl, timeoutMs: 5_000 });
-  const stats = { slaAlerts: 0, linksSent: 0, provisionFailures: 0 };
+  const stats = { slaAlerts: 0 };
   const metrics = consultationMetrics();
   const timing = { ...DEFAULT_CONSULTATION_TIMING, ...o.settings.consultation };
 
@@ -68,10 +68,8 @@ export function createConsultationModule(o: ConsultationModuleOptions) {
       const contact = await users.contact(input.userId, { principal: `consultation:${id}`, role: 'system', reason: 'consultation start: link to the patient' }, o.clock.now());
       if (!contact?.email) throw Object.assign(new Error('the patient has no e-mail address to send the link to'), { permanent: true });
       const sent = await comms.sendLink({ to: contact.email, link: video.url, consultationId: id }, `consultation:${id}:link`, signal);
-      stats.linksSent++;
       return { chat: { roomId: chat.roomId, url: chat.url }, video: { roomId: video.roomId, url: video.url }, messageId: sent.messageId };
     } catch (err) {
-      stats.provisionFailures++;
       // Refused for good by the provider: retrying with the same request would not help.
       if (err instanceof CommsRejectedError || err instanceof CommsProtocolError) (err as Error & { permanent?: boolean }).permanent = true;
       // The message names the provider's status, never the address.

@@ -12,7 +12,7 @@ import { addScreeningNote, listConsultations } from '../../../storage/consultati
 import type { Db } from '../../../storage/db.ts';
 import { requireRole, type AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
-import { parseQuery, readJson } from '../../request.ts';
+import { iso, parseBody, parseQuery } from '../../request.ts';
 import { checkIcpc2 } from './icpc2.ts';
 import { BOOKING_ID, CONSULTATION_ID, SP_ID, type ConsultationModule } from './module.ts';
 
@@ -21,15 +21,6 @@ export interface ConsultationRouteDeps {
   system: ActorSystem;
   clock: Clock;
   module: ConsultationModule;
-}
-
-/** The body checked against `schema`; the first issue is a 422 naming its field (400 for malformed JSON). */
-async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const parsed = schema.safeParse(await readJson(c));
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
-  throw new ProblemError(422, `${field}: ${issue.message}`, field);
 }
 
 const nationalId = z.string().superRefine((v, ctx) => {
@@ -75,7 +66,6 @@ function uuidFrom(text: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 type Ctx = Record<string, unknown>;
 
 /**
@@ -116,7 +106,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
 
   // Bookings.
   app.post('/bookings', staff, async (c) => {
-    const b = await body(c, directBooking);
+    const b = await parseBody(c, directBooking, 422);
     const now = clock.now();
     const user = await module.users.fetchOrCreate({ nationalId: b.nationalId, firstName: b.firstName, lastName: b.lastName, email: b.email, phone: b.phone }, audit(c), now);
     // With an Idempotency-Key, a retried request names the same booking (and creates it once).
@@ -141,7 +131,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.post('/bookings/:id/screenings', requireRole('secretary'), async (c) => {
     const id = c.req.param('id');
     await actor('booking', id);
-    const b = await body(c, screening);
+    const b = await parseBody(c, screening, 422);
     const now = clock.now();
     const by = c.get('principal').subject;
     const snap = await lifecycle('booking', id, { type: 'screened', reached: b.reached, at: now, by });
@@ -152,7 +142,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.post('/bookings/:id/decline', requireRole('secretary'), async (c) => {
     const id = c.req.param('id');
     await actor('booking', id);
-    const b = await body(c, declineBody);
+    const b = await parseBody(c, declineBody, 422);
     const snap = await lifecycle('booking', id, { type: 'decline', reason: module.users.cipher.encrypt(b.reason, `booking/${id}/decline`), at: clock.now() });
     return c.json({ bookingId: id, state: snap.state });
   });
@@ -179,7 +169,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.get('/consultations', anyClinical, async (c) => {
     const q = parseQuery(c, listQuery);
     const now = clock.now();
-    const rows = await listConsultations(db, q.state ?? 'ready_for_pickup', q.limit, -1);
+    const rows = await listConsultations(db, q.state ?? 'ready_for_pickup', q.limit);
     return c.json({
       items: rows.map((r) => ({ id: r.consultationId, state: r.state.split('.')[0], createdAt: iso(r.createdAt), waitingMs: r.createdAt === null ? null : now - r.createdAt, bookingId: r.bookingId, spId: r.spId })),
     });
@@ -226,7 +216,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.post('/consultations/:id/assign', requireRole('secretary'), async (c) => {
     const id = c.req.param('id');
     await actor('consultation', id);
-    const b = await body(c, assignBody);
+    const b = await parseBody(c, assignBody, 422);
     return c.json(view(await lifecycle('consultation', id, { type: 'assign', spId: b.spId, at: clock.now() })));
   });
 
@@ -249,7 +239,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.post('/consultations/:id/complete', requireRole('doctor'), async (c) => {
     const id = c.req.param('id');
     const v = await mine(c);
-    const b = await body(c, completeBody);
+    const b = await parseBody(c, completeBody, 422);
     const author = c.get('principal').subject;
     if (b.result.authorSpId !== undefined && b.result.authorSpId !== author) throw new ProblemError(422, 'result.authorSpId must be the completing doctor', 'result.authorSpId');
     if (!v.state.startsWith('in_progress')) {
@@ -274,7 +264,7 @@ export function consultationRoutes({ db, system, clock, module }: ConsultationRo
   app.post('/consultations/:id/cancel', requireRole('secretary', 'doctor', 'admin'), async (c) => {
     const id = c.req.param('id');
     await actor('consultation', id);
-    const b = await body(c, cancelBody);
+    const b = await parseBody(c, cancelBody, 422);
     const sealed = module.users.cipher.encrypt(b.reason, `consultation/${id}/cancel`);
     return c.json(view(await lifecycle('consultation', id, { type: 'cancel', reason: sealed, at: clock.now() })));
   });

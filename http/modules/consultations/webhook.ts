@@ -8,6 +8,7 @@ import type { Db } from '../../../storage/db.ts';
 import { findReferral, recordReferral } from '../../../storage/consultations/records.ts';
 import type { AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
+import { check } from '../../request.ts';
 import type { ConsultationModule } from './module.ts';
 
 export interface WebhookDeps {
@@ -27,16 +28,16 @@ export function pridokWebhook({ db, system, clock, module }: WebhookDeps) {
   const app = new Hono<AuthEnv>();
   app.post('/webhooks/pridok/referrals', async (c) => {
     const body = await c.req.text();
-    const check = verifyReferralSignature({
+    const signature = verifyReferralSignature({
       secret: module.settings.webhookSecret,
       body,
       signature: c.req.header('x-signature'),
       timestamp: c.req.header('x-timestamp'),
       nowSec: Math.floor(clock.now() / 1000),
     });
-    if (!check.ok) {
-      const field = check.reason === 'stale' || (check.reason === 'missing' && !c.req.header('x-timestamp')) ? 'X-Timestamp' : 'X-Signature';
-      throw new ProblemError(401, `referral refused: signature ${check.reason}`, field);
+    if (!signature.ok) {
+      const field = signature.reason === 'stale' || (signature.reason === 'missing' && !c.req.header('x-timestamp')) ? 'X-Timestamp' : 'X-Signature';
+      throw new ProblemError(401, `referral refused: signature ${signature.reason}`, field);
     }
     let json: unknown;
     try {
@@ -44,13 +45,7 @@ export function pridokWebhook({ db, system, clock, module }: WebhookDeps) {
     } catch {
       throw new ProblemError(400, 'malformed JSON', 'body');
     }
-    const parsed = Referral.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
-      throw new ProblemError(422, `${field}: ${issue.message}`, field);
-    }
-    const r = parsed.data;
+    const r = check(json, Referral, 422);
     const now = clock.now();
     const ctx = { principal: 'pridok', role: 'integration', reason: `referral ${r.JournalGuid}` };
     let made = await findReferral(db, r.JournalGuid);

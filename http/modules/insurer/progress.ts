@@ -4,8 +4,7 @@ import { latestRun } from '../../../storage/insurer/runs.ts';
 import type { Line } from '../../../storage/line/types.ts';
 import type { InsurerHandle } from './module.ts';
 import { lineId } from './module.ts';
-
-export const iso = (t: number | null | undefined) => (t == null ? null : new Date(t).toISOString());
+import { iso } from '../../request.ts';
 
 /**
  * A run's progress from counters kept with every status change: indexed reads, no scan of

@@ -11,9 +11,9 @@ import { getSync, scheduleInteractive } from '../../../storage/insurer/syncs.ts'
 import type { Line } from '../../../storage/line/types.ts';
 import { requireRole, type AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
-import { parseQuery, readJson } from '../../request.ts';
+import { iso, parseQuery, readJson } from '../../request.ts';
 import { INSURER_ID, PATIENT_ID, lineId, type InsurerModule } from './module.ts';
-import { iso, progress } from './progress.ts';
+import { progress } from './progress.ts';
 
 export interface InsurerRouteDeps {
   db: Db;

@@ -8,7 +8,7 @@ import type { Db } from '../../../storage/db.ts';
 import { listVisits, readItems } from '../../../storage/pims/items.ts';
 import { requireRole, type AuthEnv } from '../../auth.ts';
 import { ProblemError } from '../../problem.ts';
-import { decodeCursor, encodeCursor, parseQuery, readJson } from '../../request.ts';
+import { decodeCursor, encodeCursor, iso, parseBody, parseQuery } from '../../request.ts';
 import { checkinKey } from './effects.ts';
 import { PIMS_PATIENT_ID, VISIT_ID } from './ids.ts';
 import type { PimsModule } from './module.ts';
@@ -37,17 +37,6 @@ const listQuery = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
-/** The body checked against `schema`; the first issue is a 400 naming its field. */
-async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const parsed = schema.safeParse(await readJson(c));
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
-  throw new ProblemError(400, issue.message, field);
-}
-
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
-
 /**
  * Practice-system hooks (integration role) and visit reads (integration and admin). A hook is
  * answered once its event is committed to the visit's journal: the actor does the rest.
@@ -74,13 +63,13 @@ export function pimsRoutes({ db, system, clock, module }: PimsRouteDeps) {
   }
 
   app.post('/pims/checkins', async (c) => {
-    const b = await body(c, checkinBody);
+    const b = await parseBody(c, checkinBody);
     const sent = await system.send('visit', b.visitId, { type: 'checkin', patientId: b.patientId, checkedInAt: b.checkedInAt }, { idempotencyKey: checkinKey(b.checkedInAt) });
     return c.json({ visitId: b.visitId, seq: sent.seq, duplicate: sent.duplicate }, 202);
   });
 
   app.post('/pims/checkouts', async (c) => {
-    const b = await body(c, checkoutBody);
+    const b = await parseBody(c, checkoutBody);
     await visit(b.visitId);
     const sent = await system.send('visit', b.visitId, { type: 'checkout', at: clock.now() }, { idempotencyKey: 'checkout' });
     return c.json({ visitId: b.visitId, seq: sent.seq, duplicate: sent.duplicate }, 202);
