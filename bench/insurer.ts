@@ -29,15 +29,13 @@ import { ActorSystem } from '../actors/system.ts';
 import { createApp } from '../http/app.ts';
 import { createInsurerModule } from '../http/modules/insurer/module.ts';
 import { insurerRoutes } from '../http/modules/insurer/routes.ts';
-import { createInsurerClient } from '../integrations/insurer/client.ts';
-import { GoneError, RetryableError } from '../integrations/insurer/errors.ts';
 import { patientIdOf } from '../integrations/insurer/simulator-data.ts';
 import { preciseNow } from '../integrations/insurer/simulator-stats.ts';
-import { startInsurerSimulator, type InsurerSimulator } from '../integrations/insurer/simulator.ts';
 import { createFieldCipher } from '../storage/crypto.ts';
 import { createDb, type Db } from '../storage/db.ts';
 import { createLine } from '../storage/line/index.ts';
 import { dbKind, intArg, parseArgs } from './lib/args.ts';
+import { bareLoop, type BareLoop } from './lib/bare-insurer.ts';
 import { runBench } from './lib/child.ts';
 import { onInterrupt } from './lib/cleanup.ts';
 import { cpuMeter } from './lib/cpu.ts';
@@ -47,6 +45,7 @@ import { instrumentDb } from './lib/instrumented-db.ts';
 import { instrumentLine } from './lib/instrumented-line.ts';
 import { lineUsage, type LineUsage } from './lib/line-usage.ts';
 import { benchJson, log, rssSampler, sleep } from './lib/report.ts';
+import { startSimThread, type SimSnapshot, type SimThread } from './lib/sim-thread.ts';
 import { percentile, round, summarize, type LatencySummary } from './lib/stats.ts';
 
 const args = parseArgs();
@@ -152,20 +151,24 @@ async function runVariant(line: LineKind) {
     process.kill(process.pid, 'SIGTERM');
   }, limitMs + 60_000);
   watchdog.unref();
-  const sim = await startInsurerSimulator({ patientCount: patients, failureRate, latencyMs, failureMix: { timeout: 0 } });
+  const sim = await startSimThread({ patientCount: patients, failureRate, latencyMs, failureMix: { timeout: 0 } });
   const forget = onInterrupt(() => sim.close());
   try {
     log(`insurer bench, line on ${line}, ${kind} Postgres: ${patients} patients, ${failureRate * 100}% failures, ${latencyMs} ms latency; limit ${limitMin} min; code at ${code.commit}${code.dirty ? ' + uncommitted changes' : ''}`);
-    const bare = await bareLoop(sim, deadline);
-    log(`  bare loop: ${phaseLine(bare)}`);
+    const bareIgnoring = await bare(sim, deadline, false);
+    log(`  bare loop, Retry-After ignored:  ${phaseLine(bareIgnoring)}`);
+    const bareHonouring = await bare(sim, deadline, true);
+    log(`  bare loop, Retry-After honoured: ${phaseLine(bareHonouring)}`);
     const ours = await oursRun(sim, line, deadline);
-    log(`  ours:      ${phaseLine(ours)}`);
-    const utilisationRatio = round(ours.utilisation / Math.max(1e-9, bare.utilisation), 3);
+    log(`  ours:                            ${phaseLine(ours)}`);
+    const ratio = (b: LinePhase) => round(ours.utilisation / Math.max(1e-9, b.utilisation), 3);
+    const utilisationRatio = ratio(bareHonouring);
+    const utilisationRatioVsIgnoring = ratio(bareIgnoring);
     const meetsTarget = utilisationRatio >= TARGET.utilisationRatio && ours.ackMs.p99 < TARGET.ackP99Ms && ours.maxInFlight <= TARGET.maxInFlight && ours.countsAddUp;
-    for (const row of table(bare, ours, line, utilisationRatio)) log(row);
+    for (const row of table(bareIgnoring, bareHonouring, ours, line, utilisationRatio, utilisationRatioVsIgnoring)) log(row);
     log(`  ${meetsTarget ? 'targets met' : 'targets NOT met'} (utilisation ratio ≥ ${TARGET.utilisationRatio}, ack p99 < ${TARGET.ackP99Ms} ms, at most ${TARGET.maxInFlight} in flight, counts add up)`);
     if (Object.keys(warnings).length) log(`  process warnings: ${JSON.stringify(warnings)}`);
-    return { bench: 'insurer', db: kind, line, patients, latencyMs, failureRate, code, bare, ours, utilisationRatio, target: TARGET, meetsTarget, warnings };
+    return { bench: 'insurer', db: kind, line, patients, latencyMs, failureRate, code, bare: bareHonouring, bareIgnoringRetryAfter: bareIgnoring, ours, utilisationRatio, utilisationRatioVsIgnoring, target: TARGET, meetsTarget, warnings };
   } finally {
     clearTimeout(watchdog);
     await sim.close();
@@ -180,89 +183,56 @@ function selfCpu(used: NodeJS.CpuUsage, phase: LinePhase) {
 }
 
 /** A window over the simulator: resets its record at open, reads busy/overlap at close. */
-function simWindow(sim: InsurerSimulator) {
-  sim.resetStats();
+async function simWindow(sim: SimThread) {
+  await sim.reset();
   const t0 = preciseNow();
   return {
     t0,
-    close(listingEnd: number): LinePhase {
+    async close(listingEnd: number): Promise<LinePhase & { recorded: SimSnapshot['requests'] }> {
       const t1 = preciseNow();
-      const busy = sim.busyTime();
-      const overlapMs = sim.overlapTime();
+      const snap = await sim.snapshot();
       const wallMs = t1 - t0;
-      const usage = lineUsage(sim.stats.requests, t0, t1);
-      const listing = lineUsage(sim.stats.requests, t0, listingEnd, 1);
+      const usage = lineUsage(snap.requests, t0, t1);
+      const listing = lineUsage(snap.requests, t0, listingEnd, 1);
       const idealMs = usage.requests * usage.meanRequestMs;
       return {
         wallMs: Math.round(wallMs),
         requests: usage.requests,
-        utilisation: round((busy - overlapMs) / wallMs, 3),
+        utilisation: round((snap.busyMs - snap.overlapMs) / wallMs, 3),
         meanRequestMs: usage.meanRequestMs,
         idealMs: Math.round(idealMs),
         wallOverIdeal: round(wallMs / Math.max(1, idealMs), 3),
-        maxInFlight: sim.stats.maxInFlight,
-        overlapMs: round(overlapMs),
+        maxInFlight: snap.maxInFlight,
+        overlapMs: round(snap.overlapMs),
         listingMs: Math.round(listingEnd - t0),
         listingUtilisation: listing.utilisationByTenth[0]!,
         usage,
+        recorded: snap.requests,
       };
     },
   };
 }
 
 /**
- * The line's limit on this machine: the same kinds of requests one after another with the
- * insurer client alone. Every page, a failed one asked again at once; then every patient's
- * care records, asked again at once until 200 or 410.
+ * The line's limit on this machine: the same requests one after another with the insurer client
+ * alone (bench/lib/bare-insurer.ts), measured like ours.
  */
-async function bareLoop(sim: InsurerSimulator, deadline: number): Promise<LinePhase & { gapParts: GapBreakdown; selfCpuPct: number; cpuMsPerRequest: number; machineBusyPct: number }> {
+async function bare(sim: SimThread, deadline: number, honourRetryAfter: boolean) {
   const trace = traceFetch(sim.url);
-  const client = createInsurerClient({ baseUrl: sim.url, timeoutMs: INSURER.timeoutMs });
-  const over = () => {
-    if (Date.now() > deadline) throw new Error(`bare loop did not finish within ${limitMin} min (raise --limit-min or lower --patients)`);
-  };
   const cpu0 = process.cpuUsage();
   const machine = cpuMeter({});
   machine.open();
-  const w = simWindow(sim);
-  const ids: string[] = [];
-  let cursor: string | null = null;
-  let listed = false;
-  let n = 0;
-  while (!listed) {
-    over();
-    try {
-      const page = await client.listPatients({ cursor, limit: 500, idempotencyKey: `bare:list:${n++}` });
-      for (const p of page.patients) ids.push(p.id);
-      cursor = page.nextCursor;
-      listed = cursor === null;
-    } catch (err) {
-      if (!(err instanceof RetryableError)) throw err;
-    }
-  }
-  const listingEnd = preciseNow();
-  for (const id of ids) {
-    for (;;) {
-      over();
-      try {
-        await client.careRecords(id, { idempotencyKey: `bare:care:${n++}` });
-        break;
-      } catch (err) {
-        if (err instanceof GoneError) break;
-        if (!(err instanceof RetryableError)) throw err;
-      }
-    }
-  }
-  if (ids.length !== patients) throw new Error(`bare loop listed ${ids.length} patients, expected ${patients}`);
-  const phase = w.close(listingEnd);
+  const w = await simWindow(sim);
+  const run: BareLoop = await bareLoop({ url: sim.url, timeoutMs: INSURER.timeoutMs, patients, honourRetryAfter, deadline, limitMin });
+  const { recorded, ...phase } = await w.close(run.listingEnd);
   const cpu = process.cpuUsage(cpu0);
   machine.close();
   trace.uninstall();
-  return { ...phase, gapParts: gapBreakdown(sim.stats.requests, trace), ...selfCpu(cpu, phase), machineBusyPct: machine.figures().machineBusyPct! };
+  return { ...phase, gapParts: gapBreakdown(recorded, trace), ...selfCpu(cpu, phase), machineBusyPct: machine.figures().machineBusyPct! };
 }
 
 /** Our full sync in this process, wired as http/main.ts wires it, driven through the routes. */
-async function oursRun(sim: InsurerSimulator, line: LineKind, deadline: number) {
+async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
   const store = await benchDb({ kind, label: `insurer_${line}` });
   // Everything but the line goes through this wrapper: round trips and their latency (pool wait included).
   const { db, counters: dbCounters } = instrumentDb(store.db);
@@ -320,7 +290,7 @@ async function oursRun(sim: InsurerSimulator, line: LineKind, deadline: number) 
     timedLine.counters.spans.length = 0;
     trace.reset();
     const idle = idleSampler(sim, module.handles.get(INSURER.id)!.line);
-    const w = simWindow(sim);
+    const w = await simWindow(sim);
     const started = await req(`/insurers/${INSURER.id}/sync`, 'POST');
     if (started.status !== 202) throw new Error(`POST /insurers/${INSURER.id}/sync answered ${started.status}: ${await started.text()}`);
 
@@ -362,7 +332,7 @@ async function oursRun(sim: InsurerSimulator, line: LineKind, deadline: number) 
     } finally {
       finished = true;
     }
-    const phase = w.close(listingEnd || preciseNow());
+    const { recorded, ...phase } = await w.close(listingEnd || preciseNow());
     const lineIdle = idle.stop(w.t0, w.t0 + phase.wallMs);
     const lineCalls = timedLine.summary(phase.wallMs);
     dbCounters.record = false;
@@ -374,7 +344,7 @@ async function oursRun(sim: InsurerSimulator, line: LineKind, deadline: number) 
       meanTxMs: round(dbCounters.txMs / Math.max(1, dbCounters.transactions)),
       roundTripsPerRequest: round((dbCounters.queries + dbCounters.transactions * 2 + dbCounters.txStatements) / Math.max(1, phase.requests)),
     };
-    const gapParts = gapBreakdown(sim.stats.requests, trace, timedLine.counters.spans);
+    const gapParts = gapBreakdown(recorded, trace, timedLine.counters.spans);
     cpu.close();
     loopDelay.disable();
     const ownCpu = process.cpuUsage(ownCpu0);
@@ -421,7 +391,7 @@ async function oursRun(sim: InsurerSimulator, line: LineKind, deadline: number) 
  * over the run and by tenth of it, with the mean queue length. Reads the scheduler's private
  * queue: a diagnostic, skipped if its shape changes.
  */
-function idleSampler(sim: InsurerSimulator, scheduler: object, everyMs = 5) {
+function idleSampler(sim: SimThread, scheduler: object, everyMs = 5) {
   const BUSY = 0, EMPTY = 1, STRICT = 2, SENDABLE = 3, ASLEEP = 4;
   const samples: { t: number; what: number; queued: number }[] = [];
   const timer = setInterval(() => {
@@ -430,7 +400,7 @@ function idleSampler(sim: InsurerSimulator, scheduler: object, everyMs = 5) {
     if (!Array.isArray(queue)) return;
     const now = Date.now();
     let what = SENDABLE;
-    if (sim.stats.inFlight > 0) what = BUSY;
+    if (sim.inFlightNow() > 0) what = BUSY;
     else if (queue.length === 0) what = EMPTY;
     else if (queue.every((q: { holdUntil?: number }) => (q.holdUntil ?? 0) > now)) what = STRICT;
     // A pending wake means the scheduler's loop is in one of its sleeps.
@@ -512,20 +482,23 @@ function phaseLine(p: LinePhase): string {
 
 const gapParts = (g: GapBreakdown) => `to client ${g.toClientMs}, between ${g.betweenMs} (line ${g.lineMs}), to simulator ${g.toSimulatorMs} ms; p50 ${g.p50.join(' / ')}`;
 
-function table(bare: Awaited<ReturnType<typeof bareLoop>>, ours: Awaited<ReturnType<typeof oursRun>>, line: LineKind, ratio: number): string[] {
+type BarePhase = Awaited<ReturnType<typeof bare>>;
+
+function table(ignoring: BarePhase, b: BarePhase, ours: Awaited<ReturnType<typeof oursRun>>, line: LineKind, ratio: number, ratioVsIgnoring: number): string[] {
   const rows: [string, string, string][] = [
-    ['', 'bare loop', `ours (line on ${line})`],
-    ['wall time', s(bare.wallMs), s(ours.wallMs)],
-    ['requests', `${bare.requests} (${bare.usage.byKind.list ?? 0} list)`, `${ours.requests} (${ours.usage.byKind.list ?? 0} list)`],
-    ['mean request time', `${bare.meanRequestMs} ms`, `${ours.meanRequestMs} ms`],
-    ['ideal (requests × mean)', s(bare.idealMs), s(ours.idealMs)],
-    ['wall / ideal', String(bare.wallOverIdeal), String(ours.wallOverIdeal)],
-    ['utilisation (exactly 1 in flight)', String(bare.utilisation), String(ours.utilisation)],
-    ['  listing phase', `${bare.listingUtilisation} over ${s(bare.listingMs)}`, `${ours.listingUtilisation} over ${s(ours.listingMs)}`],
-    ['  by tenth of the run', bare.usage.utilisationByTenth.join(' '), ours.usage.utilisationByTenth.join(' ')],
-    ['gap between requests', `mean ${bare.usage.gapMs.mean}, ${lat(bare.usage.gapMs)}`, `mean ${ours.usage.gapMs.mean}, ${lat(ours.usage.gapMs)}`],
-    ['gap, split (means)', gapParts(bare.gapParts), gapParts(ours.gapParts)],
-    ['most in flight', String(bare.maxInFlight), String(ours.maxInFlight)],
+    ['bare loop, Retry-After ignored', `${phaseLine(ignoring)}; gap ${gapParts(ignoring.gapParts)}`, ''],
+    ['', 'bare loop, Retry-After honoured', `ours (line on ${line})`],
+    ['wall time', s(b.wallMs), s(ours.wallMs)],
+    ['requests', `${b.requests} (${b.usage.byKind.list ?? 0} list)`, `${ours.requests} (${ours.usage.byKind.list ?? 0} list)`],
+    ['mean request time', `${b.meanRequestMs} ms`, `${ours.meanRequestMs} ms`],
+    ['ideal (requests × mean)', s(b.idealMs), s(ours.idealMs)],
+    ['wall / ideal', String(b.wallOverIdeal), String(ours.wallOverIdeal)],
+    ['utilisation (exactly 1 in flight)', String(b.utilisation), String(ours.utilisation)],
+    ['  listing phase', `${b.listingUtilisation} over ${s(b.listingMs)}`, `${ours.listingUtilisation} over ${s(ours.listingMs)}`],
+    ['  by tenth of the run', b.usage.utilisationByTenth.join(' '), ours.usage.utilisationByTenth.join(' ')],
+    ['gap between requests', `mean ${b.usage.gapMs.mean}, ${lat(b.usage.gapMs)}`, `mean ${ours.usage.gapMs.mean}, ${lat(ours.usage.gapMs)}`],
+    ['gap, split (means)', gapParts(b.gapParts), gapParts(ours.gapParts)],
+    ['most in flight', String(b.maxInFlight), String(ours.maxInFlight)],
     ['line acquire/release', '', `${lat(ours.lineCalls.calls)} (n ${ours.lineCalls.calls.n}), ${ours.lineCalls.shareOfWall} of wall; refused busy ${ours.lineCalls.refusedBusy}, paused ${ours.lineCalls.refusedPaused}`],
     ['line, sampled every 5 ms', '', `busy ${ours.lineIdle.busy}; idle with queue empty ${ours.lineIdle.empty}, only Retry-After waits ${ours.lineIdle.onlyStrict}, something sendable ${ours.lineIdle.sendable} (+ ${ours.lineIdle.sendableAsleep} with the scheduler asleep); ${ours.lineIdle.meanQueued} queued on average`],
     ...ours.lineIdle.byTenth.map((x, i): [string, string, string] => [`  tenth ${i + 1}`, '', `busy ${x.busy}, empty ${x.empty}, only Retry-After ${x.onlyStrict}, sendable ${x.sendable} (+ asleep ${x.sendableAsleep}); ${x.meanQueued} queued`]),
@@ -535,11 +508,11 @@ function table(bare: Awaited<ReturnType<typeof bareLoop>>, ours: Awaited<ReturnT
     ['Postgres (module and runtime)', '', `${ours.pg.roundTripsPerRequest} round trips per insurer request; queries outside a transaction ${lat(ours.pg.queryMs)}; ${ours.pg.transactions} transactions, mean ${ours.pg.meanTxMs} ms; backends active ${ours.pg.meanActive} (max ${ours.pg.maxActive}), waiting on a lock ${ours.pg.meanWaitingOnLock} (max ${ours.pg.maxWaitingOnLock})`],
     ['progress read', '', lat(ours.progressReadMs)],
     ['event-loop delay', '', lat({ n: 0, ...ours.eventLoopDelayMs })],
-    ['CPU of this process', `${bare.selfCpuPct}% of a core, ${bare.cpuMsPerRequest} ms per request`, `${ours.selfCpuPct}% of a core, ${ours.cpuMsPerRequest} ms per request`],
-    ['machine busy (2 cores, all processes)', `${bare.machineBusyPct}%`, `${ours.cpu.machineBusyPct}%`],
+    ['CPU of this process', `${b.selfCpuPct}% of a core, ${b.cpuMsPerRequest} ms per request`, `${ours.selfCpuPct}% of a core, ${ours.cpuMsPerRequest} ms per request`],
+    ['machine busy (2 cores, all processes)', `${b.machineBusyPct}%`, `${ours.cpu.machineBusyPct}%`],
     ['CPU % of a core, others', '', Object.entries(ours.cpu).map(([k, v]) => `${k.replace(/CpuPct$/, '')} ${v}`).join(', ')],
     ['peak RSS (whole process)', '', `${ours.peakRssMb} MiB (${ours.rssBeforeMb} MiB before the run)`],
-    ['utilisation ours ÷ bare', '', `${ratio} (target ≥ ${TARGET.utilisationRatio})`],
+    ['utilisation ours ÷ bare', '', `${ratio} (target ≥ ${TARGET.utilisationRatio}); against the bare loop ignoring Retry-After ${ratioVsIgnoring}`],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));

@@ -30,9 +30,11 @@ export function instrumentLine(line: Line): { line: Line; counters: LineCounters
   }
   const wrapped: Line = {
     kind: line.kind,
-    acquire: (lineId, holder, ttlMs) => timed(() => line.acquire(lineId, holder, ttlMs)),
+    acquire: (lineId, holder, ttlMs, opts) => timed(() => line.acquire(lineId, holder, ttlMs, opts)),
     release: (lineId, token, next) => timed(() => line.release(lineId, token, next)),
     ...(line.renew ? { renew: (lineId: string, token: number, next: Parameters<NonNullable<Line['renew']>>[2]) => timed(() => line.renew!(lineId, token, next)) } : {}),
+    // Signals and records of a held lease are not waited for before a request: not timed.
+    ...(line.hold ? { hold: line.hold } : {}),
     pause: (lineId, reason, by) => line.pause(lineId, reason, by),
     resume: (lineId) => line.resume(lineId),
     state: (lineId) => line.state(lineId),

@@ -3,7 +3,7 @@ import { createPostgresLine } from './postgres.ts';
 import { createRedisLine } from './redis.ts';
 import type { Line } from './types.ts';
 
-export type { AcquireResult, Acquired, Line, LineHolder, PauseState, Refused } from './types.ts';
+export type { AcquireResult, Acquired, HoldOption, Line, LineHold, LineHolder, PauseState, Refused } from './types.ts';
 export { DEFAULT_MAX_TTL_MS } from './contract.ts';
 
 export interface LineOptions {

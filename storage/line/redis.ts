@@ -4,7 +4,7 @@ import type { Db } from '../db.ts';
 import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
 import { toPauseState, type StateRow } from './postgres.ts';
 import * as sql from './sql.ts';
-import type { AcquireResult, Line, PauseState } from './types.ts';
+import type { AcquireResult, Line, LineHolder, PauseState } from './types.ts';
 
 export interface RedisLineOptions {
   /** Where the pause is durable; Redis only mirrors it. */
@@ -22,8 +22,10 @@ export interface RedisLineOptions {
 
 /** The Lua scripts in ./lua, as ioredis registers them with defineCommand. */
 interface Scripts {
-  lineAcquire(control: string, lease: string, counter: string, want: string, holder: string, ttlMs: number, kind: string, node: string, wantMs: number): Promise<unknown>;
-  lineRelease(control: string, lease: string, counter: string, want: string, token: string, next: string, ttlMs: number, kind: string, node: string): Promise<unknown>;
+  lineAcquire(control: string, lease: string, counter: string, want: string, holder: string, ttlMs: number, kind: string, node: string, wantMs: number, held: Flag): Promise<unknown>;
+  lineRelease(control: string, lease: string, counter: string, want: string, token: string, next: string, ttlMs: number, kind: string, node: string, held: Flag): Promise<unknown>;
+  lineAck(lease: string, token: string, inFlight: string): Promise<unknown>;
+  lineLease(lease: string): Promise<unknown>;
   lineApply(
     control: string,
     lease: string,
@@ -45,7 +47,12 @@ const scriptFiles: Record<keyof Scripts, { file: string; numberOfKeys: number }>
   lineApply: { file: 'line-apply.lua', numberOfKeys: 3 },
   lineConfirm: { file: 'line-confirm.lua', numberOfKeys: 1 },
   lineState: { file: 'line-state.lua', numberOfKeys: 2 },
+  lineAck: { file: 'line-ack.lua', numberOfKeys: 1 },
+  lineLease: { file: 'line-lease.lua', numberOfKeys: 1 },
 };
+
+type Flag = '1' | '0';
+const flag = (on: boolean | undefined): Flag => (on ? '1' : '0');
 
 /** The control hash is missing or unconfirmed: resync the pause from Postgres, then retry. */
 const NOT_SYNCED = Symbol('not synced');
@@ -64,9 +71,16 @@ const decode = {
     if (reply === 1 || reply === 0) return reply === 1;
     throw unexpected('line-release', reply);
   },
-  confirmed(reply: unknown): boolean {
+  confirmed(reply: unknown, script = 'line-confirm'): boolean {
     if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected('line-confirm', reply);
+    throw unexpected(script, reply);
+  },
+  /** line-lease: null when there is no lease. */
+  lease(reply: unknown): { token: string; held: boolean; stopped: boolean; holder: string; leftMs: number } | null {
+    if (!Array.isArray(reply) || reply.length !== 5 || !Number.isInteger(reply[4])) throw unexpected('line-lease', reply);
+    const [token, held, stopped, holder, leftMs] = reply as [string, string, string, string, number];
+    if (leftMs === -2 || token === '') return null;
+    return { token, held: held === '1', stopped: stopped === '1', holder, leftMs };
   },
   /** line-apply and line-state: {ready, paused, reason, pausedAt, pausedBy, holder}. */
   state(reply: unknown, script: string): { ready: boolean; state: PauseState } {
@@ -216,18 +230,49 @@ export async function createRedisLine({
     throw new Error(`line ${lineId}: Redis lost the pause mirror again right after each resync`);
   }
 
+  const signals = subscriber(client, onError);
+  const channelOf = (lineId: string) => `${keyPrefix}line:{${lineId}}:signal`;
+  function signal(lineId: string, message: 'stop' | 'want'): void {
+    client.publish(channelOf(lineId), message).catch((err: Error) => onError?.(err));
+  }
+
+  /**
+   * After a pause: if the lease is held across requests, signals its holder and waits until it
+   * answers (its request in flight, or null), or until the lease ends (null: nothing is in
+   * flight once a lease is gone). The signal is repeated in case the holder missed it. Undefined
+   * when the lease is not held: the recorded holder is then the request in flight.
+   */
+  async function stopHolder(lineId: string): Promise<LineHolder | null | undefined> {
+    const k = keysOf(lineId);
+    let lease = decode.lease(await scripts.lineLease(k.lease));
+    if (!lease?.held) return undefined;
+    const token = lease.token;
+    const deadline = performance.now() + lease.leftMs + 20;
+    for (let n = 0; ; n++) {
+      if (!lease || lease.token !== token) return null;
+      if (lease.stopped) return parseHolder(lease.holder);
+      if (performance.now() > deadline) return null;
+      if (n % 50 === 0) signal(lineId, 'stop');
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      lease = decode.lease(await scripts.lineLease(k.lease));
+    }
+  }
+
   return {
     kind: 'redis',
 
-    async acquire(lineId, holder, ttlMs) {
+    async acquire(lineId, holder, ttlMs, opts) {
       assertLineId(lineId);
       assertTtl(ttlMs, maxTtlMs);
       const checked = checkHolder(holder);
       const json = JSON.stringify(checked);
       const k = keysOf(lineId);
-      return synced(lineId, async () =>
-        decode.take(await scripts.lineAcquire(k.control, k.lease, k.counter, k.want, json, ttlMs, checked.kind, checked.node, wantMs), 'line-acquire'),
+      const got = await synced(lineId, async () =>
+        decode.take(await scripts.lineAcquire(k.control, k.lease, k.counter, k.want, json, ttlMs, checked.kind, checked.node, wantMs, flag(opts?.held)), 'line-acquire'),
       );
+      // A holder keeping its lease asks the store only now and then: tell it someone waits.
+      if (!got.ok && got.reason === 'busy' && checked.kind === 'interactive') signal(lineId, 'want');
+      return got;
     },
 
     async release(lineId, token, next) {
@@ -236,14 +281,17 @@ export async function createRedisLine({
       const k = keysOf(lineId);
       if (!next) {
         open();
-        decode.released(await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), '', 0, '', ''));
+        decode.released(await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), '', 0, '', '', '0'));
         return null;
       }
       assertTtl(next.ttlMs, maxTtlMs);
       const checked = checkHolder(next.holder);
       const json = JSON.stringify(checked);
       return synced(lineId, async () =>
-        decode.take(await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), json, next.ttlMs, checked.kind, checked.node), 'line-release'),
+        decode.take(
+          await scripts.lineRelease(k.control, k.lease, k.counter, k.want, String(token), json, next.ttlMs, checked.kind, checked.node, flag(next.held)),
+          'line-release',
+        ),
       );
     },
 
@@ -254,7 +302,7 @@ export async function createRedisLine({
       open();
       // The row stays locked until Redis has the flag: no resync or resume can interleave, and
       // a failed commit leaves Redis paused and Postgres not, the safe way round (pause throws).
-      return db.tx(async (tx) => {
+      const state = await db.tx(async (tx) => {
         let paused: (StateRow & { changed: boolean }) | undefined;
         // No row only when a concurrent first write created the line's row; then it is locked and seen.
         for (let attempt = 0; attempt < 3 && !paused; attempt++) [paused] = (await tx.query(...args(sql.pause(lineId, reason, by)))).rows;
@@ -263,6 +311,10 @@ export async function createRedisLine({
         const inRedis = await apply(lineId, row!);
         return { ...toPauseState({ ...row!, holder: null }), inFlight: inRedis.state.inFlight, changed: paused.changed };
       });
+      // Committed and mirrored: nothing takes the line any more. A holder keeping its lease may
+      // still send under it until it hears of the pause, so the answer waits for it to stop.
+      const stopped = await stopHolder(lineId);
+      return stopped === undefined ? state : { ...state, inFlight: stopped };
     },
 
     async resume(lineId) {
@@ -287,8 +339,25 @@ export async function createRedisLine({
       });
     },
 
+    hold: {
+      async watch(lineId, onSignal) {
+        assertLineId(lineId);
+        open();
+        return signals.watch(channelOf(lineId), (message) => {
+          if (message === 'stop' || message === 'want') onSignal(message);
+        });
+      },
+      async ack(lineId, token, inFlight) {
+        assertLineId(lineId);
+        assertToken(token);
+        open();
+        const json = inFlight ? JSON.stringify(checkHolder(inFlight)) : '';
+        return decode.confirmed(await scripts.lineAck(keysOf(lineId).lease, String(token), json), 'line-ack');
+      },
+    },
+
     close() {
-      closing ??= client.quit().then(() => {});
+      closing ??= Promise.all([client.quit(), signals.close()]).then(() => {});
       return closing;
     },
   };
@@ -296,4 +365,47 @@ export async function createRedisLine({
 
 function args(q: sql.Query): [string, unknown[]] {
   return [q.text, q.values];
+}
+
+/**
+ * One subscriber connection, opened on the first `watch`, for the signals to held leases. It
+ * resubscribes by itself after a reconnect; a signal published meanwhile is lost, which a pause
+ * survives by repeating it and, at worst, waiting for the lease to expire.
+ */
+function subscriber(client: Redis, onError: ((err: Error) => void) | undefined) {
+  let sub: Redis | undefined;
+  const handlers = new Map<string, Set<(message: string) => void>>();
+  function connection(): Redis {
+    if (sub) return sub;
+    sub = client.duplicate({ lazyConnect: false });
+    sub.on('error', (err: Error) => onError?.(err));
+    sub.on('message', (channel: string, message: string) => {
+      for (const handler of handlers.get(channel) ?? []) queueMicrotask(() => handler(message));
+    });
+    return sub;
+  }
+  return {
+    async watch(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+      const conn = connection();
+      let set = handlers.get(channel);
+      if (!set) handlers.set(channel, (set = new Set()));
+      set.add(handler);
+      try {
+        await conn.subscribe(channel);
+      } catch (err) {
+        set.delete(handler);
+        throw err;
+      }
+      return async () => {
+        set.delete(handler);
+        if (set.size === 0 && handlers.get(channel) === set) {
+          handlers.delete(channel);
+          await conn.unsubscribe(channel).catch(() => {});
+        }
+      };
+    },
+    async close(): Promise<void> {
+      await sub?.quit().catch(() => sub?.disconnect());
+    },
+  };
 }

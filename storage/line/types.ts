@@ -18,13 +18,43 @@ export type Acquired = { ok: true; token: number };
 export type Refused = { ok: false; reason: 'busy' | 'paused' };
 export type AcquireResult = Acquired | Refused;
 
+/**
+ * `held`: the holder keeps the lease for several requests, sending each without asking the store
+ * while enough of the lease is left and no signal came (`LineHold.watch`). A pause then waits for
+ * the holder's answer (`LineHold.ack`) before it resolves.
+ */
+export interface HoldOption {
+  held?: boolean;
+}
+
+/**
+ * Signals to the process keeping a `held` lease, so that the store need not be asked before each
+ * request. `stop`: the line was paused; answer with `ack` at once, then start nothing more under
+ * the lease (the next round trip is refused and lets the lease go). `want`: another process's
+ * interactive request waits for the line; ask the store before the next request (a bulk one is
+ * then refused and the lease let go). Signals are best-effort: a missed `stop` makes a pause wait
+ * for the lease to expire, never lets a request start after it answered.
+ */
+export interface LineHold {
+  /** Resolves once subscribed: take a held lease only after that. The result unsubscribes. */
+  watch(lineId: string, onSignal: (signal: 'stop' | 'want') => void): Promise<() => Promise<void>>;
+  /**
+   * The answer to `stop`: the holder of `token` has stopped starting requests; `inFlight` is the
+   * one still in flight under the lease, or null. False if the token no longer holds the lease.
+   */
+  ack(lineId: string, token: number, inFlight: LineHolder | null): Promise<boolean>;
+}
+
 export interface PauseState {
   paused: boolean;
   reason: string | null;
   /** Epoch ms on the database clock. */
   pausedAt: number | null;
   pausedBy: string | null;
-  /** The current unexpired holder, if any. */
+  /**
+   * The current unexpired holder, if any. Of a held lease: the request that took or last renewed
+   * it, or, once its holder answered a pause, the request it named.
+   */
   inFlight: LineHolder | null;
 }
 
@@ -37,14 +67,14 @@ export interface Line {
    * neither taken by nor handed to (`release` with `next`) a bulk request of any other process;
    * the holder's handoff to bulk work then lets go instead, and the waiting process gets in.
    */
-  acquire(lineId: string, holder: LineHolder, ttlMs: number): Promise<AcquireResult>;
+  acquire(lineId: string, holder: LineHolder, ttlMs: number, opts?: HoldOption): Promise<AcquireResult>;
   /**
    * Releases the lease if `token` still holds it. With `next`, atomically hands the line to the
    * next request (one round trip), still refused if paused meanwhile; returns the result for
    * `next`, or null without `next`. A stale token releases nothing (`next` then gets the line
    * only if it is free, else `{ ok: false, reason: 'busy' }`).
    */
-  release(lineId: string, token: number, next?: { holder: LineHolder; ttlMs: number }): Promise<AcquireResult | null>;
+  release(lineId: string, token: number, next?: { holder: LineHolder; ttlMs: number } & HoldOption): Promise<AcquireResult | null>;
   /**
    * Optional (Postgres): the holder of `token` keeps the line for its next request, cheaper than a
    * handoff. The token stays the same while the lease is unexpired (it names the lease, which
@@ -55,8 +85,16 @@ export interface Line {
    */
   renew?(lineId: string, token: number, next: { holder: LineHolder; ttlMs: number; minLeftMs: number }): Promise<AcquireResult>;
   /**
+   * Optional (Redis): a lease taken with `held` is kept for several requests, with no round
+   * trip before each; see `LineHold`.
+   */
+  hold?: LineHold;
+  /**
    * Marks the line paused (durable in Postgres) and, atomically with that, reports the request
    * in flight, if any. Idempotent: pausing a paused line returns changed:false and the state as it was.
+   * When the lease is `held`, it resolves once its holder has stopped (`LineHold.ack`) and reports
+   * the request the holder named, or once the lease has ended (let go, or expired with nothing
+   * in flight).
    */
   pause(lineId: string, reason: string, by: string): Promise<PauseState & { changed: boolean }>;
   resume(lineId: string): Promise<PauseState & { changed: boolean }>;

@@ -1,7 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../actors/clock.ts';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { ManualClock, systemClock } from '../../actors/clock.ts';
 import { LineScheduler } from '../../http/modules/insurer/scheduler.ts';
+import { createLine } from '../../storage/line/index.ts';
 import type { AcquireResult, Line, LineHolder, PauseState } from '../../storage/line/types.ts';
+import { testDb } from '../support/db.ts';
 
 /** A deferred promise, to hold a store call or a request open until the test lets it go. */
 function deferred<T = void>() {
@@ -210,5 +214,87 @@ describe('line scheduler', () => {
     await held;
     expect(sent).toEqual(['held']);
     expect(clock.now()).toBe(1_001_000);
+  });
+});
+
+/**
+ * The scheduler on the real Redis line (in CI always; elsewhere when REDIS_URL is set), with a
+ * second line instance standing for another process.
+ */
+describe.runIf(Boolean(process.env.REDIS_URL))('line scheduler on a held Redis lease', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function setUp() {
+    const t = await testDb();
+    const keyPrefix = `test:${randomUUID()}:`;
+    const url = process.env.REDIS_URL!;
+    const mine = await createLine({ db: t.db, redis: { url, keyPrefix } });
+    const other = await createLine({ db: t.reopen(), redis: { url, keyPrefix } });
+    // Counts the round trips this process makes to the store.
+    const trips: string[] = [];
+    const counted: Line = {
+      ...mine,
+      kind: mine.kind,
+      hold: mine.hold,
+      acquire: (...a) => (trips.push('acquire'), mine.acquire(...a)),
+      release: (...a) => (trips.push(a[2] ? 'handoff' : 'release'), mine.release(...a)),
+      pause: (...a) => mine.pause(...a),
+      resume: (...a) => mine.resume(...a),
+      state: (...a) => mine.state(...a),
+      close: () => mine.close(),
+    };
+    const s = new LineScheduler({ line: counted, lineId: 'insurer:T', node: 'mine', requestTimeoutMs: 1_000, clock: systemClock });
+    cleanups.push(async () => {
+      await s.stop();
+      await mine.close();
+      await other.close();
+      const raw = new Redis(url);
+      const keys = await raw.keys(`${keyPrefix}*`);
+      if (keys.length) await raw.del(...keys);
+      raw.disconnect();
+      await t.cleanup();
+    });
+    return { s, other, trips };
+  }
+
+  it('sends queued requests one after another under one lease, without a round trip to the store before each', async () => {
+    const { s, trips } = await setUp();
+    let inFlight = 0;
+    let most = 0;
+    const request = async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight--;
+    };
+    await Promise.all(Array.from({ length: 50 }, (_, i) => s.run('bulk', `r${i}`, request)));
+    expect(most).toBe(1);
+    expect(s.stats.made).toBe(50);
+    // One lease for all of them (the lease outlives the 50 ms they take), let go at the end.
+    expect(trips.filter((t) => t !== 'release').length).toBeLessThanOrEqual(2);
+  });
+
+  it('stops at once when another process pauses: the pause answers after the holder stopped, naming the request in flight; nothing starts until resume', async () => {
+    const { s, other } = await setUp();
+    const started: string[] = [];
+    let finishFirst!: () => void;
+    const first = s.run('bulk', 'first', () => {
+      started.push('first');
+      return new Promise<void>((r) => (finishFirst = r));
+    });
+    const rest = Array.from({ length: 5 }, (_, i) => s.run('bulk', `next${i}`, async () => void started.push(`next${i}`)));
+    while (!started.length) await new Promise((r) => setTimeout(r, 2));
+    const paused = await other.pause('insurer:T', 'insurer phoned', 'ops');
+    expect(paused.inFlight?.what).toBe('first');
+    finishFirst();
+    await first;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(started).toEqual(['first']);
+    expect((await other.state('insurer:T')).inFlight).toBeNull();
+    await other.resume('insurer:T');
+    await Promise.all(rest);
+    expect(started).toEqual(['first', 'next0', 'next1', 'next2', 'next3', 'next4']);
   });
 });

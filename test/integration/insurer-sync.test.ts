@@ -1,18 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../storage/audit.ts';
-import { AUDITOR, insurerHarness, until, type InsurerHarness } from '../support/insurer.ts';
+import { AUDITOR, insurerHarness, lineKinds, until, type InsurerHarness } from '../support/insurer.ts';
 
 const progressOf = async (h: InsurerHarness) => (await (await h.req('/insurers/KK01/sync')).json()) as any;
 const finished = (p: any) => p.runState === 'completed' || p.runState === 'failed';
 
-describe('insurer patient sync (simulator at 80% failures)', () => {
+describe.each(lineKinds)('insurer patient sync (simulator at 80% failures), line on %s', (lineOn) => {
   let h: InsurerHarness;
   afterEach(async () => {
     await h?.close();
   });
 
   it('syncs 1,000 patients: records stored, 410s compensated, removed patients deleted, counts add up, one request at a time', async () => {
-    h = await insurerHarness({ patientCount: 1_000, pageSize: 200, failureRate: 0.8, latencyMs: 0, gone410Share: 0.05, seed: 7 });
+    h = await insurerHarness({ patientCount: 1_000, pageSize: 200, failureRate: 0.8, latencyMs: 0, gone410Share: 0.05, seed: 7 }, { lineOn });
     const start = await h.req('/insurers/KK01/sync', { method: 'POST' });
     expect(start.status).toBe(202);
     const { runId } = (await start.json()) as any;
@@ -64,7 +64,7 @@ describe('insurer patient sync (simulator at 80% failures)', () => {
   }, 240_000);
 
   it('sends nothing after a pause until resume, reports the request in flight, then completes', async () => {
-    h = await insurerHarness({ patientCount: 300, pageSize: 100, failureRate: 0.8, latencyMs: 5, seed: 3 });
+    h = await insurerHarness({ patientCount: 300, pageSize: 100, failureRate: 0.8, latencyMs: 5, seed: 3 }, { lineOn });
     await h.req('/insurers/KK01/sync', { method: 'POST' });
     await until(() => progressOf(h), (p) => p.requests.made > 50);
     const pause = await h.req('/insurers/KK01/pause', { body: { reason: 'insurer phoned' } });
@@ -92,7 +92,7 @@ describe('insurer patient sync (simulator at 80% failures)', () => {
   }, 240_000);
 
   it('answers a single-patient sync at once, has it stored, and finishes it before the bulk run', async () => {
-    h = await insurerHarness({ patientCount: 600, pageSize: 300, failureRate: 0.8, latencyMs: 2, gone410Share: 0, seed: 5 });
+    h = await insurerHarness({ patientCount: 600, pageSize: 300, failureRate: 0.8, latencyMs: 2, gone410Share: 0, seed: 5 }, { lineOn });
     await h.req('/insurers/KK01/sync', { method: 'POST' });
     await until(() => progressOf(h), (p) => p.counts.listed >= 300);
     const t0 = performance.now();
@@ -119,7 +119,7 @@ describe('insurer patient sync (simulator at 80% failures)', () => {
   }, 240_000);
 
   it('starts one run for two concurrent sync calls; the other answers 409 naming it, and the run is recorded before the answer', async () => {
-    h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 2 });
+    h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 2 }, { lineOn });
     const answers = await Promise.all([0, 1, 2].map(() => h.req('/insurers/KK01/sync', { method: 'POST' })));
     const bodies = (await Promise.all(answers.map((r) => r.json()))) as any[];
     const started = answers.flatMap((r, i) => (r.status === 202 ? [bodies[i]] : []));
@@ -134,7 +134,7 @@ describe('insurer patient sync (simulator at 80% failures)', () => {
   }, 120_000);
 
   it('validates input and audits every read of patient data', async () => {
-    h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 1 });
+    h = await insurerHarness({ patientCount: 20, pageSize: 20, failureRate: 0, latencyMs: 0, gone410Share: 0, seed: 1 }, { lineOn });
     expect((await h.req('/insurers/NOPE/sync')).status).toBe(404);
     expect((await h.req('/insurers/bad!id/sync')).status).toBe(400);
     expect((await h.req('/insurers/KK01/pause', { body: { reason: '' } })).status).toBe(422);

@@ -583,6 +583,76 @@ function redisOnlySuite(target: Target) {
     return { ...harness, forget: harness.forget!, id: `insurer:${randomUUID()}` };
   }
 
+  it('a held lease: a pause signals its holder and answers once it stopped, with the request it named in flight', async () => {
+    const { a, b, id } = await open();
+    const signals: string[] = [];
+    let token = 0;
+    // Sent by the holder without asking the store: the store only knows the first request.
+    const first = holder('a');
+    const sentSince = holder('a');
+    const unwatch = await a.hold!.watch(id, (signal) => {
+      signals.push(signal);
+      // The holder answers a moment later, naming what it has in flight.
+      if (signal === 'stop') setTimeout(() => void a.hold!.ack(id, token, sentSince), 60);
+    });
+    onTestFinished(() => unwatch());
+    token = tokenOf(await a.acquire(id, first, LONG_TTL, { held: true }));
+    expect((await b.state(id)).inFlight).toEqual(first);
+
+    const t0 = performance.now();
+    const paused = await b.pause(id, 'insurer phoned', 'ops');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
+    expect(signals).toContain('stop');
+    expect(paused).toMatchObject({ changed: true, paused: true, inFlight: sentSince });
+    expect((await b.state(id)).inFlight).toEqual(sentSince);
+    // Its next round trip is refused and lets the lease go.
+    expect(await a.release(id, token, { holder: holder('a'), ttlMs: LONG_TTL, held: true })).toEqual({ ok: false, reason: 'paused' });
+    expect((await b.state(id)).inFlight).toBeNull();
+    expect(await a.hold!.ack(id, token, null)).toBe(false);
+  });
+
+  it('a held lease whose holder answers with nothing in flight: the pause reports none', async () => {
+    const { a, b, id } = await open();
+    let token = 0;
+    const unwatch = await a.hold!.watch(id, (signal) => void (signal === 'stop' && a.hold!.ack(id, token, null)));
+    onTestFinished(() => unwatch());
+    token = tokenOf(await a.acquire(id, holder('a'), LONG_TTL, { held: true }));
+    expect(await b.pause(id, 'insurer phoned', 'ops')).toMatchObject({ paused: true, inFlight: null });
+  });
+
+  it('a held lease whose holder never answers: the pause waits for the lease to expire, and nothing is in flight then', async () => {
+    const { a, b, id } = await open();
+    tokenOf(await a.acquire(id, holder('a'), SHORT_TTL, { held: true }));
+    const t0 = performance.now();
+    const paused = await b.pause(id, 'insurer phoned', 'ops');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(SHORT_TTL - 60);
+    expect(paused).toMatchObject({ paused: true, inFlight: null });
+  });
+
+  it('a lease not held is paused at once, reporting its holder', async () => {
+    const { a, b, id } = await open();
+    const inFlight = holder('a');
+    tokenOf(await a.acquire(id, inFlight, LONG_TTL));
+    const t0 = performance.now();
+    expect(await b.pause(id, 'insurer phoned', 'ops')).toMatchObject({ paused: true, inFlight });
+    expect(performance.now() - t0).toBeLessThan(LONG_TTL / 2);
+  });
+
+  it("tells the holder of a held lease when another process's interactive request waits", async () => {
+    const { a, b, id } = await open();
+    const signals: string[] = [];
+    const unwatch = await a.hold!.watch(id, (signal) => signals.push(signal));
+    onTestFinished(() => unwatch());
+    const token = tokenOf(await a.acquire(id, holder('a'), LONG_TTL, { held: true }));
+    expect(await b.acquire(id, holder('b', 'bulk'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    expect(await b.acquire(id, holder('b', 'interactive'), LONG_TTL)).toEqual({ ok: false, reason: 'busy' });
+    for (let i = 0; i < 100 && !signals.length; i++) await sleep(5);
+    expect(signals).toEqual(['want']);
+    // The holder asks before its next bulk request: refused, and the line is let go for b.
+    expect(await a.release(id, token, { holder: holder('a'), ttlMs: LONG_TTL, held: true })).toEqual({ ok: false, reason: 'busy' });
+    tokenOf(await b.acquire(id, holder('b', 'interactive'), LONG_TTL));
+  });
+
   it('keeps refusing a paused line after Redis lost its keys', async () => {
     const { a, b, fresh, forget, id } = await open({ maxTtlMs: 300 });
     const paused = await a.pause(id, 'insurer outage', 'ops');

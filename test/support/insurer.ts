@@ -10,7 +10,8 @@ import { createLine } from '../../storage/line/index.ts';
 import type { Line } from '../../storage/line/types.ts';
 import { testDb, type TestDb } from './db.ts';
 import { appRequest } from './request.ts';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 
 export const ADMIN = 'admin-token-0123456789abcdef';
 export const AUDITOR = 'auditor-token-0123456789abcdef';
@@ -26,14 +27,26 @@ export interface InsurerHarness {
   close(): Promise<void>;
 }
 
+/**
+ * Where the tests put the insurer line: always Postgres alone; Redis too when REDIS_URL is set
+ * (CI), where a Redis that cannot be reached fails the test.
+ */
+export const lineKinds = process.env.REDIS_URL ? (['postgres', 'redis'] as const) : (['postgres'] as const);
+export type LineKind = 'postgres' | 'redis';
+
 /** The insurer module in this process, on a fresh schema, against a real simulator. */
-export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning = { backoff: { baseMs: 20, capMs: 500 } }): Promise<InsurerHarness> {
+export async function insurerHarness(
+  simOptions: InsurerSimulatorOptions,
+  { lineOn = 'postgres', tuning = { backoff: { baseMs: 20, capMs: 500 } } }: { lineOn?: LineKind; tuning?: { backoff: { baseMs: number; capMs: number } } } = {},
+): Promise<InsurerHarness> {
   const t = await testDb();
   const sim = await startInsurerSimulator(simOptions);
   const clock = systemClock;
   const logger = pino({ level: 'silent' });
   const system = new ActorSystem({ db: t.db, clock, logger });
-  const line = await createLine({ db: t.reopen(), ...(process.env.LINE_REDIS ? { redis: { url: process.env.LINE_REDIS, keyPrefix: `t${Math.random().toString(36).slice(2)}:` } } : {}) });
+  const keyPrefix = `test:${randomUUID()}:`;
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const line = await createLine({ db: t.reopen(), ...(lineOn === 'redis' ? { redis: { url: redisUrl, keyPrefix } } : {}) });
   const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
   const module = createInsurerModule({
     db: t.db,
@@ -71,6 +84,7 @@ export async function insurerHarness(simOptions: InsurerSimulatorOptions, tuning
       await module.stop();
       await system.stop();
       await line.close();
+      if (lineOn === 'redis') await dropKeys(redisUrl, keyPrefix);
       await sim.close();
       await t.cleanup();
     },
@@ -85,5 +99,15 @@ export async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, 
     if (done(v)) return v;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(v).slice(0, 500)}`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function dropKeys(url: string, prefix: string): Promise<void> {
+  const raw = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    const keys = await raw.keys(`${prefix}*`);
+    if (keys.length) await raw.del(...keys);
+  } finally {
+    raw.disconnect();
   }
 }

@@ -29,9 +29,10 @@ export interface SchedulerOptions {
   clock: Clock;
   leaseMarginMs?: number;
   /**
-   * With a line that can renew (Postgres): how much longer than a request's needs a lease is
-   * taken, so the holder keeps it for its next requests without a durable write for this long.
-   * After a crash, other processes wait this much longer for the line.
+   * With a line that can renew (Postgres) or hold (Redis): how much longer than a request's needs
+   * a lease is taken, so the holder keeps it for its next requests without a durable write (renew)
+   * or without asking the store at all (hold) for this long. After a crash, other processes wait
+   * this much longer for the line.
    */
   renewSlackMs?: number;
   /** How long to wait before asking again while another process holds the line. */
@@ -51,8 +52,11 @@ export class LineStoppedError extends Error {}
  * by the queue's order and across processes by the line store: an interactive request refused
  * because another process holds the line keeps that process's bulk work off it, so the holder
  * lets go after its request. While it has work queued, the loop keeps the lease from one request
- * to the next (a handoff, or a renew where the store has one: no durable write until the lease
- * runs short). A retry
+ * to the next: where the store can hold (Redis), it sends the next request at once, without
+ * asking the store, while enough of the lease is left and no signal came (a pause, or another
+ * process's interactive request; see `LineHold`), so the line is not idle for a round trip
+ * between requests; otherwise a renew where the store has one (no durable write until the lease
+ * runs short), or a handoff. A retry
  * backing off (`notBefore`) waits while others can use the line; when nothing else is
  * eligible, the earliest such retry goes at once: the insurer sees one request either way, and
  * an idle line helps nobody. A wait the insurer named itself (429 Retry-After, `holdUntil`) is
@@ -71,6 +75,18 @@ export class LineScheduler {
    * loop was releasing the lease or settling the last request is never left for the next timer.
    */
   private queued = false;
+  /** The lease this loop holds, if any. */
+  private token: number | null = null;
+  /** With a store that can hold: until when (performance.now) the held lease may be used without asking. */
+  private heldUntil = 0;
+  /** Signals heard (see LineHold); a held lease is used without asking only while this is unchanged. */
+  private signals = 0;
+  private heldSince = -1;
+  private unwatch: (() => Promise<void>) | undefined;
+  /** The request in flight and the lease it was sent under. */
+  private current: { token: number; holder: LineHolder } | undefined;
+  /** The last request's outcome, not yet told to its waiter (see `tell`). */
+  private untold: (() => void) | undefined;
   readonly stats = { made: 0, failed: 0, inFlight: 0, lastRequestAt: 0 };
 
   constructor(private readonly o: SchedulerOptions) {}
@@ -134,6 +150,20 @@ export class LineScheduler {
     this.o.onQueueChange?.();
     this.notify();
     await this.running;
+    await this.unwatch?.().catch(() => {});
+    this.unwatch = undefined;
+  }
+
+  /**
+   * A signal to the held lease: the next request asks the store first. A pause (`stop`) is
+   * answered at once with the request in flight, after which nothing more starts under the lease.
+   */
+  private onSignal(signal: 'stop' | 'want'): void {
+    this.signals++;
+    const hold = this.o.line.hold;
+    if (signal !== 'stop' || !hold || this.token === null) return;
+    const inFlight = this.current?.token === this.token ? this.current.holder : null;
+    hold.ack(this.o.lineId, this.token, inFlight).catch((err: unknown) => this.o.onError?.(err));
   }
 
   /** New work (or a stop): wakes the loop if it sleeps, and makes its next sleep return at once. */
@@ -188,40 +218,31 @@ export class LineScheduler {
     const { line, lineId, node, requestTimeoutMs, clock, leaseMarginMs = 2_000, renewSlackMs = 1_000, busyPollMs = 5, pausedPollMs = 200 } = this.o;
     // What a request needs left of its lease when it is sent: it is aborted well before.
     const minLeftMs = requestTimeoutMs + leaseMarginMs;
-    const ttlMs = line.renew ? minLeftMs + renewSlackMs : minLeftMs;
-    let token: number | null = null;
+    const hold = line.hold;
+    const ttlMs = line.renew || hold ? minLeftMs + renewSlackMs : minLeftMs;
     try {
       while (this.queue.length && !this.stopped) {
         // Armed before the queue is read: whatever is queued from here on ends the next sleep.
         this.queued = false;
         const next = this.pick(clock.now());
         if ('wait' in next) {
-          token = await this.letGo(token);
+          this.tell();
+          await this.letGo();
           await this.sleep(next.wait, true);
           continue;
         }
         const w = next;
         const holder: LineHolder = { requestId: w.id, node, kind: w.kind === 'interactive' ? 'interactive' : 'bulk', what: w.what, startedAt: Date.now() };
-        let got;
-        try {
-          // The pause is checked here, at the moment of sending: the store refuses the lease (or the
-          // hand-over, or the renewal) atomically while the line is paused, whichever process paused it.
-          if (token === null) got = await line.acquire(lineId, holder, ttlMs);
-          else if (line.renew) got = await line.renew(lineId, token, { holder, ttlMs, minLeftMs });
-          else got = await line.release(lineId, token, { holder, ttlMs });
-        } catch (err) {
-          // Redis or the database is unreachable: no lease, no request. Wait and ask again.
-          token = null;
-          this.o.onError?.(err);
-          await this.sleep(500);
-          continue;
+        const kept = this.token !== null && hold && this.heldSince === this.signals && this.heldUntil - performance.now() >= minLeftMs;
+        if (!kept) {
+          this.tell();
+          const got = await this.ask(holder, ttlMs, minLeftMs);
+          if (got !== 'ok') {
+            await this.sleep(got === 'paused' ? pausedPollMs : got === 'unreachable' ? 500 : busyPollMs);
+            continue;
+          }
         }
-        token = null;
-        if (!got || !got.ok) {
-          await this.sleep(got && !got.ok && got.reason === 'paused' ? pausedPollMs : busyPollMs);
-          continue;
-        }
-        token = got.token;
+        const token = this.token!;
         const at = this.queue.indexOf(w);
         if (at < 0) continue; // withdrawn while the lease was being taken
         this.queue.splice(at, 1);
@@ -233,24 +254,84 @@ export class LineScheduler {
         // not AbortSignal.timeout, which keeps every signal alive until it fires).
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(new Error('request timed out')), requestTimeoutMs);
+        this.current = { token, holder };
         try {
-          w.resolve(await w.fn(abort.signal));
+          // Told on the loop's next turn: by then this request is on its way.
+          this.tell(true);
+          const sent = w.fn(abort.signal);
+          const value = await sent;
+          this.untold = () => w.resolve(value);
         } catch (err) {
           this.stats.failed++;
-          w.reject(err);
+          this.untold = () => w.reject(err);
         } finally {
+          this.current = undefined;
           clearTimeout(timer);
           this.stats.inFlight--;
         }
       }
     } finally {
-      await this.letGo(token);
+      this.tell();
+      await this.letGo();
+    }
+  }
+
+  /**
+   * Tells the last request's waiter its outcome: at once, or (`later`, as the next request
+   * starts) on the event loop's next turn, so that what the waiter does next (storing the
+   * answer, queueing its retry) does not hold up the request being started.
+   */
+  private tell(later = false): void {
+    const untold = this.untold;
+    this.untold = undefined;
+    if (!untold) return;
+    if (later) setImmediate(untold);
+    else untold();
+  }
+
+  /**
+   * Asks the store for the line for `holder`'s request: a fresh lease, a renewal or a handoff of
+   * the one held. The pause is checked here, at the moment of sending: the store refuses the
+   * lease (or the handoff, or the renewal) atomically while the line is paused, whichever
+   * process paused it; and a held lease taken while a signal came is let go unused.
+   */
+  private async ask(holder: LineHolder, ttlMs: number, minLeftMs: number): Promise<'ok' | 'busy' | 'paused' | 'unreachable'> {
+    const { line, lineId } = this.o;
+    const hold = line.hold;
+    const held = hold !== undefined;
+    let got;
+    try {
+      if (hold && !this.unwatch) this.unwatch = await hold.watch(lineId, (signal) => this.onSignal(signal));
+      const since = this.signals;
+      const askedAt = performance.now();
+      const token = this.token;
+      this.token = null;
+      if (token === null) got = await line.acquire(lineId, holder, ttlMs, { held });
+      else if (line.renew) got = await line.renew(lineId, token, { holder, ttlMs, minLeftMs });
+      else got = await line.release(lineId, token, { holder, ttlMs, held });
+      if (!got || !got.ok) return got && !got.ok ? got.reason : 'busy';
+      this.token = got.token;
+      if (held) {
+        if (this.signals !== since) {
+          await this.letGo();
+          return 'busy';
+        }
+        this.heldUntil = askedAt + ttlMs;
+        this.heldSince = since;
+      }
+      return 'ok';
+    } catch (err) {
+      // Redis or the database is unreachable: no lease, no request. Wait and ask again.
+      this.token = null;
+      this.o.onError?.(err);
+      return 'unreachable';
     }
   }
 
   /** Lets go of a held lease (before waiting, and at the end). */
-  private async letGo(token: number | null): Promise<null> {
+  private async letGo(): Promise<void> {
+    const token = this.token;
+    this.token = null;
     if (token !== null) await this.o.line.release(this.o.lineId, token).catch((err: unknown) => this.o.onError?.(err));
-    return null;
   }
 }

@@ -5,7 +5,8 @@
 -- KEYS[3] fencing-token counter; never expires
 -- KEYS[4] want: the node whose interactive request waits for the line; expires after ARGV[5]
 -- ARGV[1] holder JSON, ARGV[2] ttl in ms (positive integer), ARGV[3] the holder's kind
--- ('interactive' | 'bulk'), ARGV[4] the holder's node, ARGV[5] want ttl in ms
+-- ('interactive' | 'bulk'), ARGV[4] the holder's node, ARGV[5] want ttl in ms,
+-- ARGV[6] '1' when the holder keeps the lease for several requests (see line-ack.lua), else '0'
 -- Returns the fencing token (>= 1) when taken, -1 busy, -2 paused,
 --         -3 not synced (resync the pause from Postgres, then retry).
 local control = redis.call('HMGET', KEYS[1], 'ready', 'paused')
@@ -21,6 +22,6 @@ local wanted = redis.call('GET', KEYS[4])
 if wanted and wanted ~= ARGV[4] and not interactive then return -1 end
 if wanted == ARGV[4] then redis.call('DEL', KEYS[4]) end
 local token = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[2], 'token', string.format('%.0f', token), 'holder', ARGV[1])
+redis.call('HSET', KEYS[2], 'token', string.format('%.0f', token), 'holder', ARGV[1], 'held', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return token

@@ -4,7 +4,8 @@
 -- KEYS[1] control hash, KEYS[2] lease hash, KEYS[3] fencing-token counter, KEYS[4] want
 -- (as in line-acquire.lua)
 -- ARGV[1] releasing token, ARGV[2] next holder JSON ('' for none), ARGV[3] next ttl in ms,
--- ARGV[4] the next holder's kind, ARGV[5] its node
+-- ARGV[4] the next holder's kind, ARGV[5] its node, ARGV[6] '1' when it keeps the lease for
+-- several requests (see line-ack.lua), else '0'
 -- Returns without a next holder: 1 released, 0 the token did not hold the lease.
 -- Returns with a next holder: its fencing token (>= 1) when taken, -1 busy (someone else holds
 --         the line, or wants it), -2 paused, -3 not synced (resync, then retry: the release part
@@ -23,6 +24,6 @@ local wanted = redis.call('GET', KEYS[4])
 if wanted and wanted ~= ARGV[5] and ARGV[4] ~= 'interactive' then return -1 end
 if wanted == ARGV[5] then redis.call('DEL', KEYS[4]) end
 local token = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[2], 'token', string.format('%.0f', token), 'holder', ARGV[2])
+redis.call('HSET', KEYS[2], 'token', string.format('%.0f', token), 'holder', ARGV[2], 'held', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return token
