@@ -42,7 +42,6 @@ import { cpuMeter } from './lib/cpu.ts';
 import { benchDb, postmasterPid } from './lib/db.ts';
 import { gapBreakdown, traceFetch, type GapBreakdown } from './lib/fetch-trace.ts';
 import { instrumentDb } from './lib/instrumented-db.ts';
-import { instrumentLine } from './lib/instrumented-line.ts';
 import { lineUsage, type LineUsage } from './lib/line-usage.ts';
 import { benchJson, log, rssSampler, sleep } from './lib/report.ts';
 import { startSimThread, type SimSnapshot, type SimThread } from './lib/sim-thread.ts';
@@ -240,14 +239,14 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
   const lineDb = createDb({ connectionString: store.url, max: 3 }); // as http/main.ts: the line's own pool
   const keyPrefix = `bench-insurer:${process.pid}:${randomBytes(3).toString('hex')}:`;
   const redis = line === 'redis' ? new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined;
-  const timedLine = instrumentLine(await createLine({ db: lineDb, ...(redis ? { redis: { url: redisUrl, keyPrefix } } : {}) }));
-  const theLine = timedLine.line;
-  const trace = traceFetch(sim.url); // before the module creates its client
+  // This thread's line serves the routes (pause, progress); the line thread opens its own.
+  const theLine = await createLine({ db: lineDb, ...(redis ? { redis: { url: redisUrl, keyPrefix } } : {}) });
+  const lineSpec = { db: { connectionString: store.url }, redis: redis ? { url: redisUrl, keyPrefix } : undefined };
   const logger = pino({ level: 'warn' }, pino.destination(2));
   const system = new ActorSystem({ db, clock: systemClock, logger });
   const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
   // Production tuning (back-off, page limit, attempts): none passed, as http/main.ts.
-  const module = createInsurerModule({ db, system, clock: systemClock, logger, cipher, line: theLine, node: `bench:${process.pid}`, insurers: [{ ...INSURER, baseUrl: sim.url }] });
+  const module = createInsurerModule({ db, system, clock: systemClock, logger, cipher, lineSpec, node: `bench:${process.pid}`, insurers: [{ ...INSURER, baseUrl: sim.url }] });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -286,9 +285,6 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
     cpu.open();
     Object.assign(dbCounters, { queries: 0, transactions: 0, txStatements: 0, txMs: 0, queryMs: [], record: true });
     const backends = backendSampler(watchDb);
-    timedLine.counters.callMs.length = 0;
-    timedLine.counters.spans.length = 0;
-    trace.reset();
     const idle = idleSampler(sim, module.handles.get(INSURER.id)!.line);
     const w = await simWindow(sim);
     const started = await req(`/insurers/${INSURER.id}/sync`, 'POST');
@@ -334,7 +330,6 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
     }
     const { recorded, ...phase } = await w.close(listingEnd || preciseNow());
     const lineIdle = idle.stop(w.t0, w.t0 + phase.wallMs);
-    const lineCalls = timedLine.summary(phase.wallMs);
     dbCounters.record = false;
     const pg = {
       ...(await backends.stop()),
@@ -344,7 +339,6 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
       meanTxMs: round(dbCounters.txMs / Math.max(1, dbCounters.transactions)),
       roundTripsPerRequest: round((dbCounters.queries + dbCounters.transactions * 2 + dbCounters.txStatements) / Math.max(1, phase.requests)),
     };
-    const gapParts = gapBreakdown(recorded, trace, timedLine.counters.spans);
     cpu.close();
     loopDelay.disable();
     const ownCpu = process.cpuUsage(ownCpu0);
@@ -361,8 +355,6 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
       runRequests: last.requests,
       scheduler: { ...module.handles.get(INSURER.id)!.line.stats },
       lineIdle,
-      lineCalls,
-      gapParts,
       pg,
       ackMs: summarize(acks),
       ackStatus,
@@ -377,40 +369,30 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
     };
     return figures;
   } finally {
-    trace.uninstall();
     forget();
     await stop();
   }
 }
 
 /**
- * Why the line is idle: every few ms, with nothing in flight at the simulator, what the
- * scheduler's queue held. `empty`: no request waiting (the actors were elsewhere: storing,
- * journaling, or done); `onlyStrict`: every waiter is held by a Retry-After the insurer named;
- * `sendable`: something could go (the scheduler was between requests). Shares of all samples,
- * over the run and by tenth of it, with the mean queue length. Reads the scheduler's private
- * queue: a diagnostic, skipped if its shape changes.
+ * Why the line is idle: every few ms, with nothing in flight at the simulator, whether this
+ * process had requests queued for it (as the line thread last reported). Shares of all
+ * samples, over the run and by tenth of it, with the mean queue length. A queue with nothing in
+ * flight is mostly requests waiting out a Retry-After or a back-off, or the gap between two requests.
  */
-function idleSampler(sim: SimThread, scheduler: object, everyMs = 5) {
-  const BUSY = 0, EMPTY = 1, STRICT = 2, SENDABLE = 3, ASLEEP = 4;
+function idleSampler(sim: SimThread, line: { waiting: Record<string, number> }, everyMs = 5) {
+  const BUSY = 0, EMPTY = 1, QUEUED = 2;
   const samples: { t: number; what: number; queued: number }[] = [];
   const timer = setInterval(() => {
     const t = preciseNow();
-    const queue = (scheduler as { queue?: unknown }).queue;
-    if (!Array.isArray(queue)) return;
-    const now = Date.now();
-    let what = SENDABLE;
-    if (sim.inFlightNow() > 0) what = BUSY;
-    else if (queue.length === 0) what = EMPTY;
-    else if (queue.every((q: { holdUntil?: number }) => (q.holdUntil ?? 0) > now)) what = STRICT;
-    // A pending wake means the scheduler's loop is in one of its sleeps.
-    else if ((scheduler as { wake?: unknown }).wake) what = ASLEEP;
-    samples.push({ t, what, queued: queue.length });
+    const queued = Object.values(line.waiting).reduce((a, b) => a + b, 0);
+    const what = sim.inFlightNow() > 0 ? BUSY : queued === 0 ? EMPTY : QUEUED;
+    samples.push({ t, what, queued });
   }, everyMs);
   const shares = (of: typeof samples) => {
     const n = Math.max(1, of.length);
     const share = (w: number) => round(of.filter((x) => x.what === w).length / n, 2);
-    return { samples: of.length, busy: share(BUSY), empty: share(EMPTY), onlyStrict: share(STRICT), sendable: share(SENDABLE), sendableAsleep: share(ASLEEP), meanQueued: round(of.reduce((a, x) => a + x.queued, 0) / n) };
+    return { samples: of.length, busy: share(BUSY), empty: share(EMPTY), queued: share(QUEUED), meanQueued: round(of.reduce((a, x) => a + x.queued, 0) / n) };
   };
   return {
     stop(t0: number, t1: number) {
@@ -497,11 +479,10 @@ function table(ignoring: BarePhase, b: BarePhase, ours: Awaited<ReturnType<typeo
     ['  listing phase', `${b.listingUtilisation} over ${s(b.listingMs)}`, `${ours.listingUtilisation} over ${s(ours.listingMs)}`],
     ['  by tenth of the run', b.usage.utilisationByTenth.join(' '), ours.usage.utilisationByTenth.join(' ')],
     ['gap between requests', `mean ${b.usage.gapMs.mean}, ${lat(b.usage.gapMs)}`, `mean ${ours.usage.gapMs.mean}, ${lat(ours.usage.gapMs)}`],
-    ['gap, split (means)', gapParts(b.gapParts), gapParts(ours.gapParts)],
+    ['gap, split (means)', gapParts(b.gapParts), '(the line runs on its own thread: not traced)'],
     ['most in flight', String(b.maxInFlight), String(ours.maxInFlight)],
-    ['line acquire/release', '', `${lat(ours.lineCalls.calls)} (n ${ours.lineCalls.calls.n}), ${ours.lineCalls.shareOfWall} of wall; refused busy ${ours.lineCalls.refusedBusy}, paused ${ours.lineCalls.refusedPaused}`],
-    ['line, sampled every 5 ms', '', `busy ${ours.lineIdle.busy}; idle with queue empty ${ours.lineIdle.empty}, only Retry-After waits ${ours.lineIdle.onlyStrict}, something sendable ${ours.lineIdle.sendable} (+ ${ours.lineIdle.sendableAsleep} with the scheduler asleep); ${ours.lineIdle.meanQueued} queued on average`],
-    ...ours.lineIdle.byTenth.map((x, i): [string, string, string] => [`  tenth ${i + 1}`, '', `busy ${x.busy}, empty ${x.empty}, only Retry-After ${x.onlyStrict}, sendable ${x.sendable} (+ asleep ${x.sendableAsleep}); ${x.meanQueued} queued`]),
+    ['line, sampled every 5 ms', '', `busy ${ours.lineIdle.busy}; idle with queue empty ${ours.lineIdle.empty}, idle with requests queued ${ours.lineIdle.queued}; ${ours.lineIdle.meanQueued} queued on average`],
+    ...ours.lineIdle.byTenth.map((x, i): [string, string, string] => [`  tenth ${i + 1}`, '', `busy ${x.busy}, empty ${x.empty}, queued ${x.queued}; ${x.meanQueued} queued`]),
     ['single-sync ack (202)', '', `${lat(ours.ackMs)} (n ${ours.ackMs.n}; statuses ${JSON.stringify(ours.ackStatus)})`],
     ['single syncs to finish', '', `${ours.interactive.count}: ${JSON.stringify(ours.interactive.byStatus)}; p50 ${ours.interactive.toFinishMs.p50} / p99 ${ours.interactive.toFinishMs.p99} ms`],
     ['run counts', '', JSON.stringify(ours.counts) + (ours.countsAddUp ? ' (add up)' : ' (DO NOT add up)')],

@@ -87,7 +87,8 @@ async function main(): Promise<void> {
   const clock = systemClock;
   const system = new ActorSystem({ db, logger, clock, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
   for (const def of demoActorTypes({ idleTimeoutMs: config.ACTOR_IDLE_TIMEOUT_MS, mailboxSize: config.MAILBOX_SIZE })) system.register(def);
-  const insurerModule = createInsurerModule({ db, system, clock, logger, cipher, line, node: `${hostname()}:${process.pid}`, insurers });
+  const lineSpec = { db: { connectionString }, redis: config.REDIS_URL ? { url: config.REDIS_URL } : undefined };
+  const insurerModule = createInsurerModule({ db, system, clock, logger, cipher, lineSpec, node: `${hostname()}:${process.pid}`, insurers });
   const pimsModule = createPimsModule({
     db,
     system,

@@ -1,4 +1,5 @@
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { startTsWorker } from '../../http/worker.ts';
 import { startInsurerSimulator, type InsurerSimulatorOptions, type RecordedRequest } from '../../integrations/insurer/simulator.ts';
 import type { SimulatorStats } from '../../integrations/insurer/simulator-stats.ts';
 
@@ -31,10 +32,7 @@ type Ask = { op: 'reset' | 'snapshot' | 'close'; id: number };
 
 export async function startSimThread(options: InsurerSimulatorOptions): Promise<SimThread> {
   const shared = new Int32Array(new SharedArrayBuffer(4));
-  // The thread loads this file as TypeScript through tsx's API (a worker does not inherit the
-  // loader the bench runs under).
-  const boot = `import('tsx/esm/api').then(({ tsImport }) => tsImport(${JSON.stringify(import.meta.url)}, ${JSON.stringify(import.meta.url)}))`;
-  const worker = new Worker(boot, { eval: true, workerData: { options, shared } });
+  const worker = startTsWorker(import.meta.url, { options, shared });
   const waiting = new Map<number, (value: unknown) => void>();
   let nextId = 0;
   const url = await new Promise<string>((resolve, reject) => {

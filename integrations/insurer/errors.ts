@@ -99,3 +99,50 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);
 }
+
+/** An insurer error as plain data, to cross a thread boundary (see `errorFromWire`). */
+export interface WireError {
+  name: string;
+  message: string;
+  operation?: InsurerOperation;
+  status?: number;
+  retryAfterMs?: number;
+  timeoutMs?: number;
+  issues?: readonly string[];
+}
+
+export function errorToWire(err: unknown): WireError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const wire: WireError = { name: err.name, message: err.message };
+  if (err instanceof InsurerError) {
+    wire.operation = err.operation;
+    wire.status = err.status;
+    // The part after "<operation> request failed: ", which the constructors add again.
+    wire.message = err.message.slice(`${err.operation} request failed: `.length);
+  }
+  if (err instanceof RetryableError) wire.retryAfterMs = err.retryAfterMs;
+  if (err instanceof InsurerTimeoutError) wire.timeoutMs = err.timeoutMs;
+  if (err instanceof ContractError) wire.issues = err.issues;
+  return wire;
+}
+
+/** The insurer error `errorToWire` described, of the same class; anything else as a plain Error. */
+export function errorFromWire(wire: WireError): Error {
+  const op = wire.operation;
+  if (op === undefined) return Object.assign(new Error(wire.message), { name: wire.name });
+  const options = { status: wire.status };
+  switch (wire.name) {
+    case 'GoneError':
+      return new GoneError(op);
+    case 'TerminalError':
+      return new TerminalError(op, wire.message, options);
+    case 'InsurerTimeoutError':
+      return new InsurerTimeoutError(op, wire.timeoutMs ?? 0);
+    case 'ContractError':
+      return new ContractError(op, wire.issues ?? [], options);
+    case 'RetryableError':
+      return new RetryableError(op, wire.message, { ...options, retryAfterMs: wire.retryAfterMs });
+    default:
+      return new InsurerError(op, wire.message, options);
+  }
+}

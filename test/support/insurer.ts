@@ -54,7 +54,7 @@ export async function insurerHarness(
     clock,
     logger,
     cipher,
-    line,
+    lineSpec: { db: { connectionString: t.url, schema: t.schema }, redis: lineOn === 'redis' ? { url: redisUrl, keyPrefix } : undefined },
     node: 'test',
     insurers: [{ id: 'KK01', baseUrl: sim.url, timeoutMs: 1_000, dailyAt: '02:00', timeZone: 'Europe/Berlin' }],
     tuning,

@@ -1,8 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { fromPromise } from 'xstate';
-import type { InsurerClient } from '../../../integrations/insurer/client.ts';
-
-type PatientPageOf<C extends InsurerClient> = Awaited<ReturnType<C['listPatients']>>;
+import type { PatientPage } from '../../../integrations/insurer/schemas.ts';
 import { GoneError, RetryableError } from '../../../integrations/insurer/errors.ts';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
@@ -13,7 +11,8 @@ import type { PatientStore } from '../../../storage/insurer/patients.ts';
 import { countRequests, createRun, getRun, setRunState } from '../../../storage/insurer/runs.ts';
 import { moveSyncs, scheduleSyncs } from '../../../storage/insurer/syncs.ts';
 import { localDate, nextDailyAt } from './daily.ts';
-import { LineStoppedError, type LineScheduler } from './scheduler.ts';
+import type { InsurerLine } from './insurer-line.ts';
+import { LineStoppedError } from './scheduler.ts';
 
 export interface InsurerSettings {
   id: string;
@@ -29,7 +28,7 @@ export interface EffectDeps {
   clock: Clock;
   patients: PatientStore;
   logger: RuntimeLogger;
-  insurer(id: string): { settings: InsurerSettings; client: InsurerClient; line: LineScheduler };
+  insurer(id: string): { settings: InsurerSettings; line: InsurerLine };
   /** Patients asked per list page (the insurer may send more). */
   pageLimit?: number;
   /** Attempts per request before giving up. */
@@ -89,7 +88,7 @@ export function createInsurerEffects(deps: EffectDeps) {
     const { insurerId, patientId, syncIds, kind } = input;
     // Cancelled (the actor started over at a higher priority): write nothing more.
     const cancelled = (): AttemptOutput => ({ outcome: 'failed', error: 'superseded' });
-    const { client, line } = deps.insurer(insurerId);
+    const { line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer-patient/${insurerId}:${patientId}`, syncIds[0] ?? 'sync');
     // Someone waits for an interactive sync: its writes skip the bulk queue.
     const write = kind === 'interactive' ? <T>(fn: () => Promise<T>) => fn() : bulkWrites;
@@ -104,7 +103,7 @@ export function createInsurerEffects(deps: EffectDeps) {
       let records: { id: string }[] = [];
       let failure: unknown;
       try {
-        records = await line.run(kind, 'care-records', (s) => client.careRecords(patientId, { idempotencyKey: `care-records:${insurerId}:${syncIds[0]}`, signal: s }), { notBefore, holdUntil, signal });
+        records = await line.send(kind, { op: 'careRecords', patientId, idempotencyKey: `care-records:${insurerId}:${syncIds[0]}` }, { notBefore, holdUntil, signal });
       } catch (err) {
         failure = err;
       }
@@ -170,7 +169,7 @@ export function createInsurerEffects(deps: EffectDeps) {
    */
   async function listPatients({ input, signal }: { input: RunInput; signal?: AbortSignal }): Promise<{ gaveUp: string | null }> {
     const { insurerId, runId } = input;
-    const { client, line } = deps.insurer(insurerId);
+    const { line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer/${insurerId}`, runId);
     const run = await getRun(db, runId);
     if (!run) throw new Error('run not recorded');
@@ -181,13 +180,13 @@ export function createInsurerEffects(deps: EffectDeps) {
     const onAbort = () => stop.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const failures = failureCounter(runId);
-    const fetchPage = async (cursor: string | null): Promise<{ page: PatientPageOf<typeof client> } | { gaveUp: string }> => {
+    const fetchPage = async (cursor: string | null): Promise<{ page: PatientPage } | { gaveUp: string }> => {
       let failed = 0;
       let notBefore = 0;
       let holdUntil = 0;
       for (;;) {
         try {
-          const page = await line.run('listing', 'list-patients', (s) => client.listPatients({ cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}`, signal: s }), { notBefore, holdUntil, signal: stop.signal });
+          const page = await line.send('listing', { op: 'listPatients', cursor, limit: pageLimit, idempotencyKey: `list:${runId}:${cursor ?? 'first'}` }, { notBefore, holdUntil, signal: stop.signal });
           return { page };
         } catch (err) {
           if (err instanceof LineStoppedError || stop.signal.aborted) throw err;

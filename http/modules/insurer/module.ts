@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../../../actors/clock.ts';
 import type { ActorSystem, RuntimeLogger } from '../../../actors/system.ts';
-import { createInsurerClient, type InsurerClient } from '../../../integrations/insurer/client.ts';
 import { insurerPatientMachine } from '../../../machines/insurer-patient.ts';
 import { insurerMachine } from '../../../machines/insurer.ts';
 import type { FieldCipher } from '../../../storage/crypto.ts';
@@ -9,9 +8,9 @@ import type { Db } from '../../../storage/db.ts';
 import { PatientStore } from '../../../storage/insurer/patients.ts';
 import { publishQueue } from '../../../storage/insurer/queues.ts';
 import { scheduledInteractive } from '../../../storage/insurer/syncs.ts';
-import type { Line } from '../../../storage/line/types.ts';
 import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
-import { LineScheduler } from './scheduler.ts';
+import type { InsurerLine } from './insurer-line.ts';
+import { startLineThread, type LineSpec } from './line-thread.ts';
 
 export interface InsurerModuleOptions {
   db: Db;
@@ -19,7 +18,11 @@ export interface InsurerModuleOptions {
   clock: Clock;
   logger: RuntimeLogger;
   cipher: FieldCipher;
-  line: Line;
+  /**
+   * Where the line's store is (the database, and Redis when set): the line thread opens its own
+   * connections there. The clock must be the system clock: the thread runs on it.
+   */
+  lineSpec: LineSpec;
   /** This process, as named in line holders. */
   node: string;
   insurers: InsurerSettings[];
@@ -28,8 +31,7 @@ export interface InsurerModuleOptions {
 
 export interface InsurerHandle {
   settings: InsurerSettings;
-  client: InsurerClient;
-  line: LineScheduler;
+  line: InsurerLine;
   /** This process as a runtime node (the key of its recorded queue, see storage/insurer/queues.ts). */
   node: string;
 }
@@ -60,20 +62,31 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     }, 1_000);
     publishing.set(insurerId, timer);
   }
+  const thread = startLineThread({
+    spec: o.lineSpec,
+    node: o.node,
+    insurers: o.insurers.map(({ id, baseUrl, timeoutMs }) => ({ id, baseUrl, timeoutMs })),
+    onWarn: (insurer, message) => o.logger.warn({ insurer, err: message }, 'insurer line unavailable; waiting'),
+  });
   for (const settings of o.insurers) {
+    const line = thread.lines.get(settings.id)!;
+    // Each change of the queue is reported by the thread; recorded here a moment later.
     handles.set(settings.id, {
       settings,
       node: o.system.node,
-      client: createInsurerClient({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs }),
-      line: new LineScheduler({
-        line: o.line,
-        lineId: lineId(settings.id),
-        node: o.node,
-        requestTimeoutMs: settings.timeoutMs,
-        clock: o.clock,
-        onError: (err) => o.logger.warn({ insurer: settings.id, err: (err as Error).message }, 'insurer line unavailable; waiting'),
-        onQueueChange: () => queueChanged(settings.id),
-      }),
+      line: {
+        get waiting() {
+          return line.waiting;
+        },
+        get stats() {
+          return line.stats;
+        },
+        send: (kind, call, opts) => {
+          const sent = line.send(kind, call, opts);
+          queueChanged(settings.id);
+          return sent;
+        },
+      },
     });
   }
   const patients = new PatientStore(o.db, o.cipher);
@@ -138,6 +151,7 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     dispatch,
     /** Brings each configured insurer's supervisor to life (its daily timer needs it), and hands over interactive syncs left scheduled. */
     async start(): Promise<void> {
+      await thread.ready;
       for (const id of handles.keys()) {
         // Keyed: processes started together send it once between them.
         await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
@@ -148,7 +162,7 @@ export function createInsurerModule(o: InsurerModuleOptions) {
       stopping = true;
       for (const timer of publishing.values()) o.clock.clearTimeout(timer);
       publishing.clear();
-      await Promise.all([...handles.values()].map((h) => h.line.stop()));
+      await thread.stop();
       // Nothing queued here any more (a node that is gone is not counted anyway).
       await Promise.all(
         [...handles.values()].map((h) => publishQueue(o.db, h.settings.id, h.node, { interactive: 0, listing: 0, bulk: 0 }).catch(() => {})),
@@ -159,4 +173,4 @@ export function createInsurerModule(o: InsurerModuleOptions) {
 
 export type InsurerModule = ReturnType<typeof createInsurerModule>;
 
-export const lineId = (insurerId: string) => `insurer:${insurerId}`;
+export { lineId } from './insurer-line.ts';

@@ -44,7 +44,9 @@ export interface SchedulerOptions {
 }
 
 /** Thrown into a queued request when the line is stopped. */
-export class LineStoppedError extends Error {}
+export class LineStoppedError extends Error {
+  override readonly name = 'LineStoppedError';
+}
 
 /**
  * Sends one request at a time to one insurer through the line (a fenced lease shared with every
@@ -64,6 +66,8 @@ export class LineStoppedError extends Error {}
  */
 export class LineScheduler {
   private readonly queue: Waiter[] = [];
+  /** The queue's length by priority, kept as it changes. */
+  private readonly counts: Record<Priority, number> = { interactive: 0, listing: 0, bulk: 0 };
   private running: Promise<void> | undefined;
   private seq = 0;
   private stopped = false;
@@ -92,9 +96,7 @@ export class LineScheduler {
   constructor(private readonly o: SchedulerOptions) {}
 
   get waiting(): Record<Priority, number> {
-    const counts = { interactive: 0, listing: 0, bulk: 0 };
-    for (const w of this.queue) counts[w.kind]++;
-    return counts;
+    return { ...this.counts };
   }
 
   /** Runs `fn` holding the line; resolves or rejects with its outcome. */
@@ -112,6 +114,7 @@ export class LineScheduler {
         const i = this.queue.indexOf(waiter);
         if (i >= 0) {
           this.queue.splice(i, 1);
+          this.counts[waiter.kind]--;
           this.o.onQueueChange?.();
           reject(signal!.reason);
         }
@@ -129,6 +132,7 @@ export class LineScheduler {
         reject: (e: unknown) => (done(), reject(e)),
       } as Waiter;
       this.queue.push(waiter);
+      this.counts[kind]++;
       this.o.onQueueChange?.();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.notify();
@@ -146,7 +150,10 @@ export class LineScheduler {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const w of this.queue.splice(0)) w.reject(new LineStoppedError('line stopped'));
+    for (const w of this.queue.splice(0)) {
+      this.counts[w.kind]--;
+      w.reject(new LineStoppedError('line stopped'));
+    }
     this.o.onQueueChange?.();
     this.notify();
     await this.running;
@@ -246,6 +253,7 @@ export class LineScheduler {
         const at = this.queue.indexOf(w);
         if (at < 0) continue; // withdrawn while the lease was being taken
         this.queue.splice(at, 1);
+        this.counts[w.kind]--;
         this.o.onQueueChange?.();
         this.stats.made++;
         this.stats.inFlight++;
