@@ -1,20 +1,21 @@
 /**
- * The insurer line: how busy our sync keeps it compared with a bare loop. One simulator (80%
- * failures, 2 ms latency, no hangs) serves first a plain sequential loop with the insurer
- * client (no runtime, no database: list every page, then each patient's care records, failed
- * requests retried at once), then our full sync in this process (ActorSystem + insurer module +
- * routes through `app.request`, fresh database, the line on Redis or on Postgres). Utilisation
- * = time with exactly one request in flight ÷ wall time, from what the simulator recorded. Each
- * line variant runs in its own process, with its own simulator and bare loop.
+ * The insurer line: how busy our sync keeps it compared with bare loops. One simulator (80%
+ * failures, 2 ms latency, no hangs), on a thread of its own, serves first two plain loops with the
+ * insurer client (no runtime, no database: bench/lib/bare-insurer.ts), one ignoring Retry-After
+ * and one honouring it, then our full sync in this process (ActorSystem + insurer module with its
+ * line thread + routes through `app.request`, fresh database, the line on Redis or on Postgres).
+ * Utilisation = time with exactly one request in flight ÷ wall time, from what the simulator
+ * recorded; the target compares ours with the loop honouring Retry-After, as ours must. Each
+ * line variant runs in its own process, with its own simulator and bare loops.
  *
- * To tell where the line's time goes, ours also reports: each gap between requests split into
- * client / runtime (of which the line's acquire/release) / on the way to the simulator; a 5 ms
- * sampler of why the line is idle; Postgres round trips, pool latency and lock waits.
+ * To tell where the line's time goes: for the bare loops each gap between requests split into
+ * client / between / on the way to the simulator; for ours a 5 ms sampler of whether the line
+ * was idle with requests queued; Postgres round trips, pool latency and lock waits.
  *
  *   npx tsx bench/insurer.ts --db=external|embedded [--line=redis|postgres] [--patients=10000]
  *                            [--latency=2] [--failure=0.8] [--limit-min=30]
  *
- * `--limit-min` bounds each variant (bare loop and ours together); 10,000 patients took 15-20
+ * `--limit-min` bounds each variant (bare loops and ours together); 10,000 patients take about 10
  * minutes per variant on the shared 2-core machine. Redis: REDIS_URL (default
  * redis://127.0.0.1:6379), keys under a random prefix, removed after.
  */

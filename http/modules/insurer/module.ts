@@ -70,7 +70,8 @@ export function createInsurerModule(o: InsurerModuleOptions) {
   });
   for (const settings of o.insurers) {
     const line = thread.lines.get(settings.id)!;
-    // Each change of the queue is reported by the thread; recorded here a moment later.
+    // The queue as the thread last reported it; recorded (publishQueue) a moment after a request
+    // is queued or answered.
     handles.set(settings.id, {
       settings,
       node: o.system.node,
@@ -83,7 +84,9 @@ export function createInsurerModule(o: InsurerModuleOptions) {
         },
         send: (kind, call, opts) => {
           const sent = line.send(kind, call, opts);
-          queueChanged(settings.id);
+          const changed = () => queueChanged(settings.id);
+          changed();
+          sent.then(changed, changed);
           return sent;
         },
       },
