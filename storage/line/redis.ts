@@ -333,10 +333,18 @@ export async function createRedisLine({
     async state(lineId) {
       assertLineId(lineId);
       const k = keysOf(lineId);
-      return synced(lineId, async () => {
-        const { ready, state } = decode.state(await scripts.lineState(k.control, k.lease), 'line-state');
-        return ready ? state : NOT_SYNCED;
-      });
+      try {
+        return await synced(lineId, async () => {
+          const { ready, state } = decode.state(await scripts.lineState(k.control, k.lease), 'line-state');
+          return ready ? state : NOT_SYNCED;
+        });
+      } catch (err) {
+        if (closing) throw err;
+        // Redis cannot be reached: the durable pause, from Postgres. Nothing takes the line
+        // without Redis; a held lease may still be in use for up to its slack, unknown here.
+        const [row] = (await db.query<StateRow>(...args(sql.state(lineId)))).rows;
+        return { ...toPauseState(row), inFlight: null };
+      }
     },
 
     hold: {

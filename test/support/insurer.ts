@@ -37,7 +37,19 @@ export type LineKind = 'postgres' | 'redis';
 /** The insurer module in this process, on a fresh schema, against a real simulator. */
 export async function insurerHarness(
   simOptions: InsurerSimulatorOptions,
-  { lineOn = 'postgres', tuning = { backoff: { baseMs: 20, capMs: 500 } } }: { lineOn?: LineKind; tuning?: { backoff: { baseMs: number; capMs: number } } } = {},
+  {
+    lineOn = 'postgres',
+    tuning = { backoff: { baseMs: 20, capMs: 500 } },
+    redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    maxTtlMs,
+  }: {
+    lineOn?: LineKind;
+    tuning?: { backoff: { baseMs: number; capMs: number } };
+    /** Another Redis than REDIS_URL (a test that stops it). */
+    redisUrl?: string;
+    /** The line's longest lease, and how long it stays busy after Redis lost its data. */
+    maxTtlMs?: number;
+  } = {},
 ): Promise<InsurerHarness> {
   const t = await testDb();
   const sim = await startInsurerSimulator(simOptions);
@@ -45,8 +57,8 @@ export async function insurerHarness(
   const logger = pino({ level: 'silent' });
   const system = new ActorSystem({ db: t.db, clock, logger });
   const keyPrefix = `test:${randomUUID()}:`;
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const line = await createLine({ db: t.reopen(), ...(lineOn === 'redis' ? { redis: { url: redisUrl, keyPrefix } } : {}) });
+  // Connection errors (a test that stops Redis) are expected: commands still reject on their own.
+  const line = await createLine({ db: t.reopen(), maxTtlMs, onError: () => {}, ...(lineOn === 'redis' ? { redis: { url: redisUrl, keyPrefix } } : {}) });
   const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
   const module = createInsurerModule({
     db: t.db,
@@ -54,7 +66,7 @@ export async function insurerHarness(
     clock,
     logger,
     cipher,
-    lineSpec: { db: { connectionString: t.url, schema: t.schema }, redis: lineOn === 'redis' ? { url: redisUrl, keyPrefix } : undefined },
+    lineSpec: { db: { connectionString: t.url, schema: t.schema }, redis: lineOn === 'redis' ? { url: redisUrl, keyPrefix } : undefined, maxTtlMs },
     node: 'test',
     insurers: [{ id: 'KK01', baseUrl: sim.url, timeoutMs: 1_000, dailyAt: '02:00', timeZone: 'Europe/Berlin' }],
     tuning,

@@ -198,7 +198,7 @@ async function within(p: Promise<void>, ms: number): Promise<boolean> {
   return done;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -8,6 +8,8 @@ import { LineStoppedError, type Priority } from './scheduler.ts';
 export interface LineSpec {
   db: { connectionString: string; schema?: string };
   redis?: { url: string; keyPrefix?: string };
+  /** See LineOptions.maxTtlMs (default 60 s). */
+  maxTtlMs?: number;
 }
 
 export interface LineThreadOptions {

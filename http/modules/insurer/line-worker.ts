@@ -19,7 +19,7 @@ const WITHDRAWN = Symbol('withdrawn');
 const db = createDb({ connectionString: spec.db.connectionString, schema: spec.db.schema, max: 3 });
 let line: Awaited<ReturnType<typeof createLine>>;
 try {
-  line = await createLine({ db, redis: spec.redis, onError: (err) => warn(null, err) });
+  line = await createLine({ db, redis: spec.redis, maxTtlMs: spec.maxTtlMs, onError: (err) => warn(null, err) });
 } catch (err) {
   post({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
   await db.close().catch(() => {});
