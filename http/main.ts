@@ -88,7 +88,18 @@ async function main(): Promise<void> {
   const system = new ActorSystem({ db, logger, clock, waitTimeoutMs: config.WAIT_TIMEOUT_MS });
   for (const def of demoActorTypes({ idleTimeoutMs: config.ACTOR_IDLE_TIMEOUT_MS, mailboxSize: config.MAILBOX_SIZE })) system.register(def);
   const lineSpec = { db: { connectionString }, redis: config.REDIS_URL ? { url: config.REDIS_URL } : undefined };
-  const insurerModule = createInsurerModule({ db, system, clock, logger, cipher, lineSpec, node: `${hostname()}:${process.pid}`, insurers });
+  const insurerModule = createInsurerModule({
+    db,
+    system,
+    clock,
+    logger,
+    cipher,
+    lineSpec,
+    node: `${hostname()}:${process.pid}`,
+    insurers,
+    // Without its line thread the process cannot sync insurers: stop, so a supervisor restarts it.
+    onLineThreadFailed: () => shutdown('insurer line thread failed', 1),
+  });
   const pimsModule = createPimsModule({
     db,
     system,
@@ -175,7 +186,7 @@ async function main(): Promise<void> {
   });
 
   let stopping: Promise<void> | undefined;
-  const shutdown = (signal: string) => {
+  function shutdown(signal: string, exitCode = 0): void {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
       referralSender?.stop();
@@ -194,12 +205,12 @@ async function main(): Promise<void> {
       await embedded?.stop();
       logger.info('stopped');
     })()
-      .then(() => process.exit(0))
+      .then(() => process.exit(exitCode))
       .catch((err) => {
         logger.error({ err: (err as Error).message }, 'unclean shutdown');
         process.exit(1);
       });
-  };
+  }
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

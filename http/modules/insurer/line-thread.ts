@@ -18,6 +18,8 @@ export interface LineThreadOptions {
   node: string;
   insurers: { id: string; baseUrl: string; timeoutMs: number }[];
   onWarn(insurerId: string | null, message: string): void;
+  /** The thread died after it had started (not stopped): nothing more reaches the insurers. */
+  onFailed?(err: Error): void;
 }
 
 // Messages between the threads.
@@ -59,7 +61,9 @@ export function startLineThread(o: LineThreadOptions): LineThread {
   const ready = new Promise<void>((resolve, reject) => (onReady = { resolve, reject }));
   let onStopped: (() => void) | undefined;
 
+  let started = false;
   const failAll = (err: Error) => {
+    if (!failure && started && !stopped) o.onFailed?.(err);
     failure ??= err;
     for (const [id, p] of pending) {
       pending.delete(id);
@@ -72,6 +76,7 @@ export function startLineThread(o: LineThreadOptions): LineThread {
   worker.on('message', (m: FromThread) => {
     switch (m.type) {
       case 'ready':
+        started = true;
         onReady.resolve();
         return;
       case 'failed':

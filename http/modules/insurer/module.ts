@@ -26,6 +26,8 @@ export interface InsurerModuleOptions {
   /** This process, as named in line holders. */
   node: string;
   insurers: InsurerSettings[];
+  /** The line thread died: insurer requests stop until the process restarts (main.ts exits). */
+  onLineThreadFailed?(err: Error): void;
   tuning?: Pick<EffectDeps, 'pageLimit' | 'maxAttempts' | 'backoff'>;
 }
 
@@ -67,6 +69,10 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     node: o.node,
     insurers: o.insurers.map(({ id, baseUrl, timeoutMs }) => ({ id, baseUrl, timeoutMs })),
     onWarn: (insurer, message) => o.logger.warn({ insurer, err: message }, 'insurer line unavailable; waiting'),
+    onFailed: (err) => {
+      o.logger.error({ err: err.message }, 'insurer line thread stopped: no request reaches an insurer until the process restarts');
+      o.onLineThreadFailed?.(err);
+    },
   });
   for (const settings of o.insurers) {
     const line = thread.lines.get(settings.id)!;
