@@ -120,3 +120,30 @@ it('a line thread that cannot reach Redis fails to start, naming REDIS_URL', asy
     await t.cleanup();
   }
 });
+
+it('a line thread that dies after start fails what is queued and says so once', async () => {
+  const t = await testDb();
+  const sim = await startInsurerSimulator({ patientCount: 5, failureRate: 0, gone410Share: 0, latencyMs: 500, seed: 7 });
+  const failures: Error[] = [];
+  const thread = startLineThread({
+    spec: { db: { connectionString: t.url, schema: t.schema } },
+    node: 'test',
+    insurers: [{ id: 'KK01', baseUrl: sim.url, timeoutMs: 2_000 }],
+    onWarn: () => {},
+    onFailed: (err) => failures.push(err),
+  });
+  try {
+    await thread.ready;
+    const line = thread.lines.get('KK01')!;
+    const queued = line.send('bulk', { op: 'careRecords', patientId: 'P-000001', idempotencyKey: 'c:1' }).catch((e: unknown) => e);
+    while (sim.stats.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await thread.worker.terminate();
+    expect(await queued).toBeInstanceOf(LineStoppedError);
+    await expect(line.send('bulk', { op: 'careRecords', patientId: 'P-000002', idempotencyKey: 'c:2' })).rejects.toBeInstanceOf(LineStoppedError);
+    expect(failures).toHaveLength(1);
+  } finally {
+    await thread.stop();
+    await sim.close();
+    await t.cleanup();
+  }
+});

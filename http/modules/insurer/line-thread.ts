@@ -38,6 +38,8 @@ export type FromThread =
 
 export interface LineThread {
   lines: Map<string, InsurerLine>;
+  /** The thread itself (its id, resource use). */
+  readonly worker: Worker;
   /** Resolves once the thread has its connections; rejects if it could not make them. */
   ready: Promise<void>;
   /** Stops every line (queued requests reject with LineStoppedError) and the thread. */
@@ -142,6 +144,7 @@ export function startLineThread(o: LineThreadOptions): LineThread {
 
   return {
     lines,
+    worker,
     ready,
     async stop() {
       if (stopped) return;

@@ -72,7 +72,12 @@ port.on('message', async (m: ToThread) => {
     return;
   }
   const { id, insurerId, kind, call, notBefore, holdUntil } = m;
-  const { scheduler, client } = lines.get(insurerId)!;
+  const entry = lines.get(insurerId);
+  if (!entry) {
+    post({ type: 'result', id, error: errorToWire(new Error(`insurer ${insurerId} has no line in this thread`)) });
+    return;
+  }
+  const { scheduler, client } = entry;
   const withdraw = new AbortController();
   withdrawals.set(id, withdraw);
   try {
