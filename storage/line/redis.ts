@@ -3,8 +3,10 @@ import { Redis } from 'ioredis';
 import type { Db } from '../db.ts';
 import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
 import { toPauseState, type StateRow } from './postgres.ts';
+import { NOT_SYNCED, decode, type NotSynced } from './redis-replies.ts';
+import { subscriber } from './signals.ts';
 import * as sql from './sql.ts';
-import type { AcquireResult, Line, LineHolder, PauseState } from './types.ts';
+import type { Line, LineHolder } from './types.ts';
 
 export interface RedisLineOptions {
   /** Where the pause is durable; Redis only mirrors it. */
@@ -53,59 +55,6 @@ const scriptFiles: Record<keyof Scripts, { file: string; numberOfKeys: number }>
 
 type Flag = '1' | '0';
 const flag = (on: boolean | undefined): Flag => (on ? '1' : '0');
-
-/** The control hash is missing or unconfirmed: resync the pause from Postgres, then retry. */
-const NOT_SYNCED = Symbol('not synced');
-type NotSynced = typeof NOT_SYNCED;
-
-/** The one place script replies become typed results; anything unexpected is a loud error. */
-const decode = {
-  take(reply: unknown, script: string): AcquireResult | NotSynced {
-    if (Number.isSafeInteger(reply) && (reply as number) >= 1) return { ok: true, token: reply as number };
-    if (reply === -1) return { ok: false, reason: 'busy' };
-    if (reply === -2) return { ok: false, reason: 'paused' };
-    if (reply === -3) return NOT_SYNCED;
-    throw unexpected(script, reply);
-  },
-  released(reply: unknown): boolean {
-    if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected('line-release', reply);
-  },
-  confirmed(reply: unknown, script = 'line-confirm'): boolean {
-    if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected(script, reply);
-  },
-  /** line-lease: null when there is no lease. */
-  lease(reply: unknown): { token: string; held: boolean; stopped: boolean; holder: string; leftMs: number } | null {
-    if (!Array.isArray(reply) || reply.length !== 5 || !Number.isInteger(reply[4])) throw unexpected('line-lease', reply);
-    const [token, held, stopped, holder, leftMs] = reply as [string, string, string, string, number];
-    if (leftMs === -2 || token === '') return null;
-    return { token, held: held === '1', stopped: stopped === '1', holder, leftMs };
-  },
-  /** line-apply and line-state: {ready, paused, reason, pausedAt, pausedBy, holder}. */
-  state(reply: unknown, script: string): { ready: boolean; state: PauseState } {
-    if (!Array.isArray(reply) || reply.length !== 6) throw unexpected(script, reply);
-    const [ready, paused, reason, pausedAt, pausedBy, holder] = reply as unknown[];
-    if ((ready !== 0 && ready !== 1) || ![paused, reason, pausedAt, pausedBy, holder].every((v) => typeof v === 'string')) {
-      throw unexpected(script, reply);
-    }
-    const text = (v: unknown) => (v === '' ? null : (v as string));
-    return {
-      ready: ready === 1,
-      state: {
-        paused: paused === '1',
-        reason: text(reason),
-        pausedAt: pausedAt === '' ? null : Number(pausedAt),
-        pausedBy: text(pausedBy),
-        inFlight: parseHolder(holder),
-      },
-    };
-  },
-};
-
-function unexpected(script: string, reply: unknown): Error {
-  return new Error(`unexpected reply from ${script}.lua: ${JSON.stringify(reply)}`);
-}
 
 /** Row of sql.bumpEpoch: the durable pause state and its epoch. */
 interface EpochRow extends Omit<StateRow, 'holder'> {
@@ -373,47 +322,4 @@ export async function createRedisLine({
 
 function args(q: sql.Query): [string, unknown[]] {
   return [q.text, q.values];
-}
-
-/**
- * One subscriber connection, opened on the first `watch`, for the signals to held leases. It
- * resubscribes by itself after a reconnect; a signal published meanwhile is lost, which a pause
- * survives by repeating it and, at worst, waiting for the lease to expire.
- */
-function subscriber(client: Redis, onError: ((err: Error) => void) | undefined) {
-  let sub: Redis | undefined;
-  const handlers = new Map<string, Set<(message: string) => void>>();
-  function connection(): Redis {
-    if (sub) return sub;
-    sub = client.duplicate({ lazyConnect: false });
-    sub.on('error', (err: Error) => onError?.(err));
-    sub.on('message', (channel: string, message: string) => {
-      for (const handler of handlers.get(channel) ?? []) queueMicrotask(() => handler(message));
-    });
-    return sub;
-  }
-  return {
-    async watch(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
-      const conn = connection();
-      let set = handlers.get(channel);
-      if (!set) handlers.set(channel, (set = new Set()));
-      set.add(handler);
-      try {
-        await conn.subscribe(channel);
-      } catch (err) {
-        set.delete(handler);
-        throw err;
-      }
-      return async () => {
-        set.delete(handler);
-        if (set.size === 0 && handlers.get(channel) === set) {
-          handlers.delete(channel);
-          await conn.unsubscribe(channel).catch(() => {});
-        }
-      };
-    },
-    async close(): Promise<void> {
-      await sub?.quit().catch(() => sub?.disconnect());
-    },
-  };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { dropKeys } from '../support/redis.ts';
 import { describe, it, expect, onTestFinished } from 'vitest';
 import { createCoordination, type Coordination } from '../../storage/coordination/index.ts';
 
@@ -43,23 +43,11 @@ const redis: Target = {
       pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       async close() {
         await Promise.all([a.close(), b.close()]);
-        await dropKeys(keyPrefix);
+        await dropKeys(redisUrl, keyPrefix);
       },
     };
   },
 };
-
-// Token counters never expire by design, so tests remove their own keys.
-async function dropKeys(prefix: string): Promise<void> {
-  const raw = new Redis(redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) await raw.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await raw.quit();
-}
 
 /** Collects messages; `received(n)` resolves once n have arrived. */
 function inbox() {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLineThread, type LineThread } from '../../http/modules/insurer/line-thread.ts';
 import { LineStoppedError } from '../../http/modules/insurer/scheduler.ts';
@@ -7,6 +6,7 @@ import { GoneError, RetryableError, errorFromWire, errorToWire, InsurerTimeoutEr
 import { startInsurerSimulator, type InsurerSimulator } from '../../integrations/insurer/simulator.ts';
 import { testDb, type TestDb } from '../support/db.ts';
 import { lineKinds } from '../support/insurer.ts';
+import { dropKeys } from '../support/redis.ts';
 
 describe('insurer errors across threads', () => {
   it('come back as the same class with the same fields', () => {
@@ -36,12 +36,7 @@ describe.each(lineKinds)('insurer line thread, line on %s', (lineOn) => {
     await thread?.stop();
     await sim?.close();
     await t?.cleanup();
-    if (lineOn === 'redis') {
-      const raw = new Redis(process.env.REDIS_URL!);
-      const keys = await raw.keys(`${keyPrefix}*`);
-      if (keys.length) await raw.del(...keys);
-      raw.disconnect();
-    }
+    if (lineOn === 'redis') await dropKeys(process.env.REDIS_URL!, keyPrefix);
     thread = sim = t = undefined;
   });
 

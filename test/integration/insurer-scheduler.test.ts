@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { ManualClock, systemClock } from '../../actors/clock.ts';
 import { LineScheduler } from '../../http/modules/insurer/scheduler.ts';
 import { createLine } from '../../storage/line/index.ts';
 import type { AcquireResult, Line, LineHolder, PauseState } from '../../storage/line/types.ts';
 import { testDb } from '../support/db.ts';
+import { dropKeys } from '../support/redis.ts';
 
 /** A deferred promise, to hold a store call or a request open until the test lets it go. */
 function deferred<T = void>() {
@@ -251,10 +251,7 @@ describe.runIf(Boolean(process.env.REDIS_URL))('line scheduler on a held Redis l
       await s.stop();
       await mine.close();
       await other.close();
-      const raw = new Redis(url);
-      const keys = await raw.keys(`${keyPrefix}*`);
-      if (keys.length) await raw.del(...keys);
-      raw.disconnect();
+      await dropKeys(url, keyPrefix);
       await t.cleanup();
     });
     return { s, other, trips };

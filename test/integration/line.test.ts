@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import type { Db } from '../../storage/db.ts';
 import { createLine, type AcquireResult, type Line, type LineHolder } from '../../storage/line/index.ts';
 import { databaseKind, testDb, type TestDb } from '../support/db.ts';
+import { dropKeys } from '../support/redis.ts';
 
 /** Two "processes" on one line store (separate pools, separate Redis connections). */
 interface Harness {
@@ -72,28 +73,14 @@ const redis: Target = {
       b: await make(dbB),
       make,
       fresh: () => make(pg.reopen()),
-      forget: () => dropKeys(keyPrefix),
+      forget: () => dropKeys(redisUrl, keyPrefix),
       async close() {
         await Promise.all(opened.map((l) => l.close()));
-        await dropKeys(keyPrefix);
+        await dropKeys(redisUrl, keyPrefix);
       },
     };
   },
 };
-
-async function dropKeys(prefix: string): Promise<void> {
-  const raw = new Redis(redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await raw.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    await raw.quit();
-  }
-}
 
 let requests = 0;
 function holder(node = 'a', kind: LineHolder['kind'] = 'bulk'): LineHolder {

@@ -10,8 +10,8 @@ import { createLine } from '../../storage/line/index.ts';
 import type { Line } from '../../storage/line/types.ts';
 import { testDb, type TestDb } from './db.ts';
 import { appRequest } from './request.ts';
+import { dropKeys } from './redis.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 
 export const ADMIN = 'admin-token-0123456789abcdef';
 export const AUDITOR = 'auditor-token-0123456789abcdef';
@@ -114,12 +114,3 @@ export async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, 
   }
 }
 
-async function dropKeys(url: string, prefix: string): Promise<void> {
-  const raw = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    const keys = await raw.keys(`${prefix}*`);
-    if (keys.length) await raw.del(...keys);
-  } finally {
-    raw.disconnect();
-  }
-}

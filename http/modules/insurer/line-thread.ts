@@ -18,6 +18,8 @@ export interface LineThreadOptions {
   node: string;
   insurers: { id: string; baseUrl: string; timeoutMs: number }[];
   onWarn(insurerId: string | null, message: string): void;
+  /** An insurer's queue or counts changed (as the thread reports them, once per turn of its loop). */
+  onQueueChange?(insurerId: string): void;
   /** The thread died after it had started (not stopped): nothing more reaches the insurers. */
   onFailed?(err: Error): void;
 }
@@ -54,7 +56,13 @@ export interface LineThread {
  */
 export function startLineThread(o: LineThreadOptions): LineThread {
   const worker: Worker = startTsWorker(new URL('./line-worker.ts', import.meta.url).href, { spec: o.spec, node: o.node, insurers: o.insurers });
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void; signal?: AbortSignal; onAbort?: () => void }>();
+  interface Pending {
+    resolve(v: unknown): void;
+    reject(e: unknown): void;
+    signal?: AbortSignal;
+    onAbort?: () => void;
+  }
+  const pending = new Map<number, Pending>();
   const lines = new Map<string, InsurerLine & { snapshot: Snapshot }>();
   let nextId = 1;
   let stopped = false;
@@ -110,7 +118,9 @@ export function startLineThread(o: LineThreadOptions): LineThread {
 
   function update(s: Snapshot): void {
     const line = lines.get(s.insurerId);
-    if (line) line.snapshot = s;
+    if (!line) return;
+    line.snapshot = s;
+    o.onQueueChange?.(s.insurerId);
   }
 
   for (const { id: insurerId } of o.insurers) {
@@ -128,7 +138,7 @@ export function startLineThread(o: LineThreadOptions): LineThread {
         if (signal?.aborted) return Promise.reject(signal.reason);
         return new Promise((resolve, reject) => {
           const id = nextId++;
-          const entry: (typeof pending extends Map<number, infer E> ? E : never) = { resolve: resolve as (v: unknown) => void, reject, signal };
+          const entry: Pending = { resolve: resolve as (v: unknown) => void, reject, signal };
           if (signal) {
             // Withdrawn only while queued: the thread answers `withdrawn`, or with the outcome if it was sent.
             entry.onAbort = () => worker.postMessage({ type: 'withdraw', id } satisfies ToThread);

@@ -69,35 +69,13 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     node: o.node,
     insurers: o.insurers.map(({ id, baseUrl, timeoutMs }) => ({ id, baseUrl, timeoutMs })),
     onWarn: (insurer, message) => o.logger.warn({ insurer, err: message }, 'insurer line unavailable; waiting'),
+    onQueueChange: queueChanged,
     onFailed: (err) => {
       o.logger.error({ err: err.message }, 'insurer line thread stopped: no request reaches an insurer until the process restarts');
       o.onLineThreadFailed?.(err);
     },
   });
-  for (const settings of o.insurers) {
-    const line = thread.lines.get(settings.id)!;
-    // The queue as the thread last reported it; recorded (publishQueue) a moment after a request
-    // is queued or answered.
-    handles.set(settings.id, {
-      settings,
-      node: o.system.node,
-      line: {
-        get waiting() {
-          return line.waiting;
-        },
-        get stats() {
-          return line.stats;
-        },
-        send: (kind, call, opts) => {
-          const sent = line.send(kind, call, opts);
-          const changed = () => queueChanged(settings.id);
-          changed();
-          sent.then(changed, changed);
-          return sent;
-        },
-      },
-    });
-  }
+  for (const settings of o.insurers) handles.set(settings.id, { settings, node: o.system.node, line: thread.lines.get(settings.id)! });
   const patients = new PatientStore(o.db, o.cipher);
   const effects = createInsurerEffects({
     ...o.tuning,
