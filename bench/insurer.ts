@@ -61,6 +61,10 @@ const TARGET = { utilisationRatio: 0.9, ackP99Ms: 50, maxInFlight: 1 };
 
 type LineKind = 'redis' | 'postgres';
 
+function idleByGap(idle: Record<string, number>): string {
+  return Object.entries(idle).map(([k, v]) => `${k}: ${v}`).join(', ');
+}
+
 function numArg(name: string, fallback: number): number {
   const raw = args.get(name);
   if (raw === undefined) return fallback;
@@ -480,6 +484,7 @@ function table(ignoring: BarePhase, b: BarePhase, ours: Awaited<ReturnType<typeo
     ['  listing phase', `${b.listingUtilisation} over ${s(b.listingMs)}`, `${ours.listingUtilisation} over ${s(ours.listingMs)}`],
     ['  by tenth of the run', b.usage.utilisationByTenth.join(' '), ours.usage.utilisationByTenth.join(' ')],
     ['gap between requests', `mean ${b.usage.gapMs.mean}, ${lat(b.usage.gapMs)}`, `mean ${ours.usage.gapMs.mean}, ${lat(ours.usage.gapMs)}`],
+    ['idle ÷ wall, by gap length (ms)', idleByGap(b.usage.idleByGap), idleByGap(ours.usage.idleByGap)],
     ['gap, split (means)', gapParts(b.gapParts), '(the line runs on its own thread: not traced)'],
     ['most in flight', String(b.maxInFlight), String(ours.maxInFlight)],
     ['line, sampled every 5 ms', '', `busy ${ours.lineIdle.busy}; idle with queue empty ${ours.lineIdle.empty}, idle with requests queued ${ours.lineIdle.queued}; ${ours.lineIdle.meanQueued} queued on average`],

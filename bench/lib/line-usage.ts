@@ -12,6 +12,16 @@ export interface LineUsage {
   utilisationByTenth: number[];
   /** From the end of one request to the start of the next (0 when they overlap), ms. */
   gapMs: LatencySummary & { mean: number };
+  /** Idle time ÷ window, by the length of the gap it was in (`<1`, `1-2`, ... `>=100` ms). */
+  idleByGap: Record<string, number>;
+}
+
+const GAP_BOUNDS = [1, 2, 5, 20, 100];
+
+function gapBucket(ms: number): string {
+  const i = GAP_BOUNDS.findIndex((b) => ms < b);
+  if (i < 0) return `>=${GAP_BOUNDS.at(-1)}`;
+  return i === 0 ? `<${GAP_BOUNDS[0]}` : `${GAP_BOUNDS[i - 1]}-${GAP_BOUNDS[i]}`;
 }
 
 /**
@@ -60,6 +70,9 @@ export function lineUsage(requests: readonly RecordedRequest[], t0: number, t1: 
   const gaps: number[] = [];
   for (let i = 1; i < sorted.length; i++) gaps.push(Math.max(0, sorted[i]!.start - (sorted[i - 1]!.end ?? t1)));
   const gapSum = gaps.reduce((a, b) => a + b, 0);
+  const idle: Record<string, number> = {};
+  for (const g of gaps) idle[gapBucket(g)] = (idle[gapBucket(g)] ?? 0) + g;
+  const idleByGap = Object.fromEntries(Object.entries(idle).map(([k, ms]) => [k, round(ms / (t1 - t0), 3)]));
   return {
     requests: inWindow.length,
     byStatus,
@@ -67,5 +80,6 @@ export function lineUsage(requests: readonly RecordedRequest[], t0: number, t1: 
     meanRequestMs: round(ended ? sum / ended : 0, 3),
     utilisationByTenth: single.map((ms) => round(ms / width, 3)),
     gapMs: { ...summarize(gaps), mean: round(gaps.length ? gapSum / gaps.length : 0, 3) },
+    idleByGap,
   };
 }

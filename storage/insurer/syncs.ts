@@ -79,8 +79,17 @@ export async function scheduledInteractive(sql: Sql, insurerId: string): Promise
   return rows.map((r) => ({ id: r.id, patientId: r.patient_id }));
 }
 
-const delta = (col: SyncStatus) => `${col} = ${col} + (CASE WHEN $2 = '${col}' THEN m.n ELSE 0 END) - m.from_${col}`;
+const toCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE to_status = '${col}') AS to_${col}`).join(', ');
 const fromCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE prev = '${col}') AS from_${col}`).join(', ');
+
+/** A move of the syncs one attempt served: `attempts` requests made since their last move, `failedRequests` of them failed. */
+export interface SyncMove {
+  ids: string[];
+  to: SyncStatus;
+  attempts?: number;
+  failedRequests?: number;
+  error?: string | null;
+}
 
 /**
  * Moves syncs to a status and the counters of their runs with them, in one statement.
@@ -88,26 +97,45 @@ const fromCounts = SYNC_STATUSES.map((col) => `count(*) FILTER (WHERE prev = '${
  * are counted once per run however many syncs they served.
  * Finished syncs (done, cancelled_410, failed) stay as they are.
  */
-export async function moveSyncs(
-  sql: Sql,
-  ids: string[],
-  to: SyncStatus,
-  opts: { now: number; attempts?: number; error?: string | null; failedRequests?: number },
-): Promise<void> {
-  if (!ids.length) return;
-  const finished = to === 'done' || to === 'cancelled_410' || to === 'failed';
+export function moveSyncs(sql: Sql, ids: string[], to: SyncStatus, opts: { now: number; attempts?: number; error?: string | null; failedRequests?: number }): Promise<void> {
+  return moveSyncsMany(sql, [{ ids, to, attempts: opts.attempts, failedRequests: opts.failedRequests, error: opts.error }], opts.now);
+}
+
+/**
+ * Many moves in one statement (see moveSyncs). Rows are locked in id order, so concurrent
+ * writers of overlapping syncs wait for each other instead of deadlocking.
+ */
+export async function moveSyncsMany(sql: Sql, moves: SyncMove[], now: number): Promise<void> {
+  const rows = moves.flatMap((m, grp) => m.ids.map((id) => ({ id, grp, m })));
+  if (!rows.length) return;
   await sql.query(
-    `WITH prev AS (
-       SELECT id, status AS prev FROM patient_syncs WHERE id = ANY($1::text[]) AND status IN ('scheduled', 'running', 'retrying') FOR UPDATE
+    `WITH x AS (
+       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[]) AS x(id, grp, to_status, attempts, failed, error)
+     ), prev AS (
+       SELECT s.id, s.status AS prev, x.grp, x.to_status, x.attempts, x.failed, x.error
+         FROM patient_syncs s JOIN x ON x.id = s.id
+        WHERE s.status IN ('scheduled', 'running', 'retrying') ORDER BY s.id FOR UPDATE OF s
      ), moved AS (
-       UPDATE patient_syncs s SET status = $2, attempts = attempts + $3, last_error = coalesce($4, last_error), updated_at = $5,
-              finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END
-         FROM prev WHERE s.id = prev.id AND (prev.prev <> $2 OR $3 > 0 OR $4::text IS NOT NULL) RETURNING s.run_id, prev.prev
-     ), m AS (SELECT run_id, count(*) AS n, ${fromCounts} FROM moved WHERE run_id IS NOT NULL GROUP BY run_id)
-     UPDATE insurer_runs r SET ${SYNC_STATUSES.map(delta).join(', ')},
-            requests_made = requests_made + $3, requests_failed = requests_failed + $7, last_error = coalesce($4, r.last_error)
-       FROM m WHERE r.id = m.run_id`,
-    [ids, to, opts.attempts ?? 0, opts.error ?? null, opts.now, finished, opts.failedRequests ?? 0],
+       UPDATE patient_syncs s SET status = prev.to_status, attempts = s.attempts + prev.attempts, last_error = coalesce(prev.error, s.last_error), updated_at = $7,
+              finished_at = CASE WHEN prev.to_status IN ('done', 'cancelled_410', 'failed') THEN $7 ELSE s.finished_at END
+         FROM prev WHERE s.id = prev.id AND (prev.prev <> prev.to_status OR prev.attempts > 0 OR prev.error IS NOT NULL)
+       RETURNING s.run_id, prev.prev, prev.to_status, prev.grp, prev.attempts, prev.failed, prev.error
+     ), m AS (SELECT run_id, ${toCounts}, ${fromCounts} FROM moved WHERE run_id IS NOT NULL GROUP BY run_id
+     ), per_move AS (SELECT DISTINCT ON (run_id, grp) run_id, grp, attempts, failed, error FROM moved WHERE run_id IS NOT NULL ORDER BY run_id, grp
+     ), r AS (SELECT run_id, sum(attempts) AS made_n, sum(failed) AS failed_n, (array_agg(error ORDER BY grp DESC) FILTER (WHERE error IS NOT NULL))[1] AS error_n
+                FROM per_move GROUP BY run_id)
+     UPDATE insurer_runs run SET ${SYNC_STATUSES.map((col) => `${col} = ${col} + m.to_${col} - m.from_${col}`).join(', ')},
+            requests_made = requests_made + r.made_n, requests_failed = requests_failed + r.failed_n, last_error = coalesce(r.error_n, run.last_error)
+       FROM m JOIN r USING (run_id) WHERE run.id = m.run_id`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.grp),
+      rows.map((r) => r.m.to),
+      rows.map((r) => r.m.attempts ?? 0),
+      rows.map((r) => r.m.failedRequests ?? 0),
+      rows.map((r) => r.m.error ?? null),
+      now,
+    ],
   );
 }
 

@@ -13,6 +13,7 @@ import { moveSyncs, scheduleSyncs } from '../../../storage/insurer/syncs.ts';
 import { localDate, nextDailyAt } from './daily.ts';
 import type { InsurerLine } from './insurer-line.ts';
 import { LineStoppedError } from './scheduler.ts';
+import type { SyncMoves } from './sync-moves.ts';
 
 export interface InsurerSettings {
   id: string;
@@ -37,6 +38,8 @@ export interface EffectDeps {
   backoff?: { baseMs: number; capMs: number };
   /** Bulk sync writes (patient data with its audit records, run counters) at once, per process. */
   bulkWriters?: number;
+  /** Where bulk syncs' moves while they run are batched. */
+  moves: SyncMoves;
 }
 
 const systemCtx = (actor: string, reason: string) => ({ principal: actor, role: 'system', reason });
@@ -79,10 +82,14 @@ export function createInsurerEffects(deps: EffectDeps) {
   const backoff = deps.backoff ?? { baseMs: 50, capMs: 5_000 };
   const sleep = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms));
   const bulkWrites = limiter(deps.bulkWriters ?? 3);
+  const moves = deps.moves;
 
   /**
    * One patient's care records: retried through the line until done, gone or given up. The
-   * sync shows `running` on its first attempt and `retrying` from its first failure on.
+   * sync shows `running` on its first attempt and `retrying` from its first failure on. A bulk
+   * sync's moves until then are written in batches (see SyncMoves); an interactive one's at once
+   * (its first failure, then at most once a second), as someone watches it. The outcome is
+   * written with the patient's data, with the requests not yet counted.
    */
   async function attempt({ input, signal }: { input: AttemptInput; signal: AbortSignal }): Promise<AttemptOutput> {
     const { insurerId, patientId, syncIds, kind } = input;
@@ -90,15 +97,21 @@ export function createInsurerEffects(deps: EffectDeps) {
     const cancelled = (): AttemptOutput => ({ outcome: 'failed', error: 'superseded' });
     const { line } = deps.insurer(insurerId);
     const ctx = systemCtx(`insurer-patient/${insurerId}:${patientId}`, syncIds[0] ?? 'sync');
+    const interactive = kind === 'interactive';
     // Someone waits for an interactive sync: its writes skip the bulk queue.
-    const write = kind === 'interactive' ? <T>(fn: () => Promise<T>) => fn() : bulkWrites;
-    await write(() => moveSyncs(db, syncIds, 'running', { now: clock.now() }));
+    const write = interactive ? <T>(fn: () => Promise<T>) => fn() : bulkWrites;
+    if (interactive) await moveSyncs(db, syncIds, 'running', { now: clock.now() });
+    else moves.queue(syncIds, 'running');
     let notBefore = 0;
     let holdUntil = 0;
-    // Failed requests not yet written: written on the first failure, then at most once a
-    // second, and with the outcome, so a patient's retries cost the database little.
+    // Failed requests not yet written (interactive: at most once a second; bulk: with the outcome, what the batches have not taken).
     let unwritten = 0;
     let lastWrite = 0;
+    /** Requests to count with the outcome: this one, and those not written before it. */
+    const outcome = async (failedNow: number) => {
+      const carried = interactive ? { attempts: 0, failedRequests: 0 } : await moves.take(syncIds);
+      return { attempts: unwritten + carried.attempts + 1, failedRequests: unwritten + carried.failedRequests + failedNow };
+    };
     for (let n = 1; ; n++) {
       let records: { id: string }[] = [];
       let failure: unknown;
@@ -113,32 +126,36 @@ export function createInsurerEffects(deps: EffectDeps) {
       // Storage errors below are not the insurer's: they reject, and the actor tries again later.
       // Locks are taken in one order everywhere (audit log, then run counters) so writers never deadlock.
       if (failure === undefined) {
+        const counts = await outcome(0);
         await write(() =>
           db.tx(async (tx) => {
             await patients.storeCareRecords(tx, insurerId, patientId, records, ctx, clock.now());
-            await moveSyncs(tx, syncIds, 'done', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten });
+            await moveSyncs(tx, syncIds, 'done', { now: clock.now(), ...counts });
           }),
         );
         return { outcome: 'done' };
       }
       if (failure instanceof GoneError) {
         // No longer insured: undo what we hold for them, and do not retry.
+        const counts = await outcome(0);
         await write(() =>
           db.tx(async (tx) => {
             await patients.compensate(tx, insurerId, patientId, ctx, clock.now());
-            await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), attempts: unwritten + 1, failedRequests: unwritten, error: 'patient no longer insured (410)' });
+            await moveSyncs(tx, syncIds, 'cancelled_410', { now: clock.now(), ...counts, error: 'patient no longer insured (410)' });
           }),
         );
         return { outcome: 'gone' };
       }
-      unwritten++;
       const message = failure instanceof Error ? failure.message : 'request failed';
       if (!(failure instanceof RetryableError) || n >= maxAttempts) {
-        await write(() => moveSyncs(db, syncIds, 'failed', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message }));
+        const counts = await outcome(1);
+        await write(() => moveSyncs(db, syncIds, 'failed', { now: clock.now(), ...counts, error: message }));
         return { outcome: 'failed', error: message };
       }
-      if (n === 1 || clock.now() - lastWrite >= 1_000) {
-        await write(() => moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message }));
+      if (!interactive) moves.queue(syncIds, 'retrying', { attempts: 1, failedRequests: 1, error: message });
+      else unwritten++;
+      if (interactive && (n === 1 || clock.now() - lastWrite >= 1_000)) {
+        await moveSyncs(db, syncIds, 'retrying', { now: clock.now(), attempts: unwritten, failedRequests: unwritten, error: message });
         unwritten = 0;
         lastWrite = clock.now();
       }

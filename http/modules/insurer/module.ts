@@ -11,6 +11,7 @@ import { scheduledInteractive } from '../../../storage/insurer/syncs.ts';
 import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
 import type { InsurerLine } from './insurer-line.ts';
 import { startLineThread, type LineSpec } from './line-thread.ts';
+import { createSyncMoves } from './sync-moves.ts';
 
 export interface InsurerModuleOptions {
   db: Db;
@@ -77,8 +78,10 @@ export function createInsurerModule(o: InsurerModuleOptions) {
   });
   for (const settings of o.insurers) handles.set(settings.id, { settings, node: o.system.node, line: thread.lines.get(settings.id)! });
   const patients = new PatientStore(o.db, o.cipher);
+  const moves = createSyncMoves({ db: o.db, clock: o.clock, logger: o.logger });
   const effects = createInsurerEffects({
     ...o.tuning,
+    moves,
     db: o.db,
     system: o.system,
     clock: o.clock,
@@ -150,6 +153,7 @@ export function createInsurerModule(o: InsurerModuleOptions) {
       for (const timer of publishing.values()) o.clock.clearTimeout(timer);
       publishing.clear();
       await thread.stop();
+      await moves.stop().catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'could not record the last sync progress'));
       // Nothing queued here any more (a node that is gone is not counted anyway).
       await Promise.all(
         [...handles.values()].map((h) => publishQueue(o.db, h.settings.id, h.node, { interactive: 0, listing: 0, bulk: 0 }).catch(() => {})),
