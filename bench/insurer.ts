@@ -28,6 +28,7 @@ import pino from 'pino';
 import { systemClock } from '../actors/clock.ts';
 import { ActorSystem } from '../actors/system.ts';
 import { createApp } from '../http/app.ts';
+import { loadConfig } from '../http/config.ts';
 import { createInsurerModule } from '../http/modules/insurer/module.ts';
 import { insurerRoutes } from '../http/modules/insurer/routes.ts';
 import { patientIdOf } from '../integrations/insurer/simulator-data.ts';
@@ -251,7 +252,9 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
   const system = new ActorSystem({ db, clock: systemClock, logger });
   const cipher = createFieldCipher({ keys: [{ id: 'k1', key: randomBytes(32) }], lookupKey: randomBytes(32) });
   // Production tuning (back-off, page limit, attempts): none passed, as http/main.ts.
-  const module = createInsurerModule({ db, system, clock: systemClock, logger, cipher, lineSpec, node: `bench:${process.pid}`, insurers: [{ ...INSURER, baseUrl: sim.url }] });
+  // The line thread's priority as http/main.ts sets it (INSURER_LINE_NICE, default unless set here).
+  const lineNice = loadConfig(process.env).INSURER_LINE_NICE;
+  const module = createInsurerModule({ db, system, clock: systemClock, logger, cipher, lineSpec, lineNice, node: `bench:${process.pid}`, insurers: [{ ...INSURER, baseUrl: sim.url }] });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -371,6 +374,7 @@ async function oursRun(sim: SimThread, line: LineKind, deadline: number) {
       ...selfCpu(ownCpu, phase),
       rssBeforeMb,
       peakRssMb,
+      linePriority: module.linePriority,
     };
     return figures;
   } finally {
@@ -499,6 +503,7 @@ function table(ignoring: BarePhase, b: BarePhase, ours: Awaited<ReturnType<typeo
     ['machine busy (2 cores, all processes)', `${b.machineBusyPct}%`, `${ours.cpu.machineBusyPct}%`],
     ['CPU % of a core, others', '', Object.entries(ours.cpu).map(([k, v]) => `${k.replace(/CpuPct$/, '')} ${v}`).join(', ')],
     ['peak RSS (whole process)', '', `${ours.peakRssMb} MiB (${ours.rssBeforeMb} MiB before the run)`],
+    ['line thread priority', '', ours.linePriority ? `nice ${ours.linePriority.nice}${ours.linePriority.refused ? ` (raise refused: ${ours.linePriority.refused})` : ''}` : '?'],
     ['utilisation ours ÷ bare', '', `${ratio} (target ≥ ${TARGET.utilisationRatio}); against the bare loop ignoring Retry-After ${ratioVsIgnoring}`],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));

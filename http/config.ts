@@ -88,6 +88,11 @@ const schema = z.object({
   CONSULTATION_SLA_MS: int(1_000, 7 * 86_400_000).default(1_800_000).describe('A consultation not picked up within this raises an alert'),
   BOOKING_FOLLOW_UP_MS: int(1_000, 30 * 86_400_000).default(14_400_000).describe('After a call that did not reach the patient, the next call is due after this'),
   BOOKING_EXPIRE_MS: int(1_000, 365 * 86_400_000).default(604_800_000).describe('A booking whose patient was not reached within this (from creation) expires'),
+  INSURER_LINE_NICE: int(-20, 19)
+    .default(-10)
+    .describe(
+      'Scheduling priority (nice) of the insurer line thread, so the next request goes out as soon as the last answer is in while the rest of the process and the database keep the cores busy; below 0 needs CAP_SYS_NICE or a nice limit (RLIMIT_NICE, `ulimit -e`) of at least 20 minus it (refused: the process priority, with a warning)',
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024).describe('Largest request body accepted (413 beyond)'),
   ACTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(60_000).describe('Evict an actor from memory after this long idle'),

@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     logger,
     cipher,
     lineSpec,
+    lineNice: config.INSURER_LINE_NICE,
     node: `${hostname()}:${process.pid}`,
     insurers,
     // Without its line thread the process cannot sync insurers: stop, so a supervisor restarts it.

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { getPriority } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLineThread, type LineThread } from '../../http/modules/insurer/line-thread.ts';
 import { LineStoppedError } from '../../http/modules/insurer/scheduler.ts';
@@ -98,6 +99,36 @@ describe.each(lineKinds)('insurer line thread, line on %s', (lineOn) => {
     expect(sim!.stats.requests).toHaveLength(1);
   });
 
+});
+
+describe('line thread priority', () => {
+  async function startAt(nice: number) {
+    const t = await testDb();
+    const thread = startLineThread({ spec: { db: { connectionString: t.url, schema: t.schema } }, node: 'test', insurers: [], nice, onWarn: () => {} });
+    try {
+      return await thread.ready;
+    } finally {
+      await thread.stop();
+      await t.cleanup();
+    }
+  }
+
+  it('runs at the nice value it is given; the rest of the process keeps its own', async () => {
+    const own = getPriority();
+    const lower = Math.min(19, own + 5);
+    expect(await startAt(lower)).toEqual({ nice: lower, refused: null });
+    expect(getPriority()).toBe(own);
+  });
+
+  it('a raise it may not make is reported, and the thread runs at the process priority', async () => {
+    const own = getPriority();
+    const raised = Math.max(-20, own - 5);
+    const priority = await startAt(raised);
+    expect(getPriority()).toBe(own);
+    // Raising needs CAP_SYS_NICE: root has it (as in CI); anyone else is refused.
+    if (process.getuid?.() === 0) expect(priority).toEqual({ nice: raised, refused: null });
+    else expect(priority).toMatchObject({ nice: own, refused: expect.stringMatching(/EACCES|permission/i) });
+  });
 });
 
 it('a line thread that cannot reach Redis fails to start, naming REDIS_URL', async () => {

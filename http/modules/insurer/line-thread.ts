@@ -17,6 +17,13 @@ export interface LineThreadOptions {
   /** This process, as named in line holders. */
   node: string;
   insurers: { id: string; baseUrl: string; timeoutMs: number }[];
+  /**
+   * The thread's scheduling priority (nice, −20..19), so the next request goes out as soon as
+   * the last answer is in even while the machine is busy with the rest of the process and the
+   * database. Below the process's own it needs CAP_SYS_NICE or RLIMIT_NICE; refused, the thread runs at the
+   * process's priority and `ready` says so. Unset: the process's.
+   */
+  nice?: number;
   onWarn(insurerId: string | null, message: string): void;
   /** An insurer's queue or counts changed (as the thread reports them, once per turn of its loop). */
   onQueueChange?(insurerId: string): void;
@@ -31,19 +38,25 @@ export type ToThread =
   | { type: 'stop' };
 export type Snapshot = { insurerId: string; waiting: Record<Priority, number>; stats: LineStats };
 export type FromThread =
-  | { type: 'ready' }
+  | { type: 'ready'; priority: LinePriority }
   | { type: 'failed'; message: string }
   | { type: 'result'; id: number; value?: unknown; error?: WireError | 'withdrawn' }
   | { type: 'queue'; snapshot: Snapshot }
   | { type: 'warn'; insurerId: string | null; message: string }
   | { type: 'stopped' };
 
+/** The line thread's nice value as it runs, and why it is not the one asked for, if it was refused. */
+export interface LinePriority {
+  nice: number;
+  refused: string | null;
+}
+
 export interface LineThread {
   lines: Map<string, InsurerLine>;
   /** The thread itself (its id, resource use). */
   readonly worker: Worker;
-  /** Resolves once the thread has its connections; rejects if it could not make them. */
-  ready: Promise<void>;
+  /** Resolves once the thread has its connections, with its priority; rejects if it could not make them. */
+  ready: Promise<LinePriority>;
   /** Stops every line (queued requests reject with LineStoppedError) and the thread. */
   stop(): Promise<void>;
 }
@@ -55,7 +68,7 @@ export interface LineThread {
  * messages; an answer is the same value, or the same InsurerError, the client gave.
  */
 export function startLineThread(o: LineThreadOptions): LineThread {
-  const worker: Worker = startTsWorker(new URL('./line-worker.ts', import.meta.url).href, { spec: o.spec, node: o.node, insurers: o.insurers });
+  const worker: Worker = startTsWorker(new URL('./line-worker.ts', import.meta.url).href, { spec: o.spec, node: o.node, insurers: o.insurers, nice: o.nice });
   interface Pending {
     resolve(v: unknown): void;
     reject(e: unknown): void;
@@ -67,8 +80,8 @@ export function startLineThread(o: LineThreadOptions): LineThread {
   let nextId = 1;
   let stopped = false;
   let failure: Error | undefined;
-  let onReady!: { resolve(): void; reject(e: Error): void };
-  const ready = new Promise<void>((resolve, reject) => (onReady = { resolve, reject }));
+  let onReady!: { resolve(p: LinePriority): void; reject(e: Error): void };
+  const ready = new Promise<LinePriority>((resolve, reject) => (onReady = { resolve, reject }));
   let onStopped: (() => void) | undefined;
 
   let started = false;
@@ -87,7 +100,7 @@ export function startLineThread(o: LineThreadOptions): LineThread {
     switch (m.type) {
       case 'ready':
         started = true;
-        onReady.resolve();
+        onReady.resolve(m.priority);
         return;
       case 'failed':
         failAll(new Error(`insurer line thread could not start: ${m.message}`));

@@ -1,3 +1,4 @@
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { systemClock } from '../../../actors/clock.ts';
 import { createInsurerClient } from '../../../integrations/insurer/client.ts';
@@ -11,7 +12,16 @@ import { LineScheduler } from './scheduler.ts';
 
 /** The line thread (see line-thread.ts): schedulers, the line's store and the insurer clients. */
 const port = parentPort!;
-const { spec, node, insurers } = workerData as { spec: LineSpec; node: string; insurers: LineThreadOptions['insurers'] };
+const { spec, node, insurers, nice } = workerData as { spec: LineSpec; node: string; insurers: LineThreadOptions['insurers']; nice?: number };
+// On Linux the nice value is per thread: pid 0 is this thread alone, the rest of the process keeps its own.
+let refused: string | null = null;
+if (nice !== undefined) {
+  try {
+    setPriority(0, nice);
+  } catch (err) {
+    refused = err instanceof Error ? err.message : String(err);
+  }
+}
 const post = (m: FromThread) => port.postMessage(m);
 const warn = (insurerId: string | null, err: unknown) => post({ type: 'warn', insurerId, message: err instanceof Error ? err.message : String(err) });
 
@@ -90,4 +100,4 @@ port.on('message', async (m: ToThread) => {
     report(insurerId);
   }
 });
-post({ type: 'ready' });
+post({ type: 'ready', priority: { nice: getPriority(0), refused } });

@@ -10,7 +10,7 @@ import { publishQueue } from '../../../storage/insurer/queues.ts';
 import { scheduledInteractive } from '../../../storage/insurer/syncs.ts';
 import { createInsurerEffects, type EffectDeps, type InsurerSettings } from './effects.ts';
 import type { InsurerLine } from './insurer-line.ts';
-import { startLineThread, type LineSpec } from './line-thread.ts';
+import { startLineThread, type LinePriority, type LineSpec } from './line-thread.ts';
 import { createSyncMoves } from './sync-moves.ts';
 
 export interface InsurerModuleOptions {
@@ -24,6 +24,8 @@ export interface InsurerModuleOptions {
    * connections there. The clock must be the system clock: the thread runs on it.
    */
   lineSpec: LineSpec;
+  /** The line thread's scheduling priority (see LineThreadOptions.nice); unset: the process's. */
+  lineNice?: number;
   /** This process, as named in line holders. */
   node: string;
   insurers: InsurerSettings[];
@@ -67,6 +69,7 @@ export function createInsurerModule(o: InsurerModuleOptions) {
   }
   const thread = startLineThread({
     spec: o.lineSpec,
+    nice: o.lineNice,
     node: o.node,
     insurers: o.insurers.map(({ id, baseUrl, timeoutMs }) => ({ id, baseUrl, timeoutMs })),
     onWarn: (insurer, message) => o.logger.warn({ insurer, err: message }, 'insurer line unavailable; waiting'),
@@ -134,14 +137,23 @@ export function createInsurerModule(o: InsurerModuleOptions) {
     });
   }
 
+  let linePriority: LinePriority | undefined;
   return {
     handles,
+    /** The line thread's priority as it runs (once started). */
+    get linePriority() {
+      return linePriority;
+    },
     patients,
     sendSync: effects.sendSync,
     dispatch,
     /** Brings each configured insurer's supervisor to life (its daily timer needs it), and hands over interactive syncs left scheduled. */
     async start(): Promise<void> {
-      await thread.ready;
+      const priority = await thread.ready;
+      linePriority = priority;
+      if (priority.refused) {
+        o.logger.warn({ asked: o.lineNice, nice: priority.nice, err: priority.refused }, 'insurer line thread runs at the process priority: raising it needs CAP_SYS_NICE or a higher nice limit (INSURER_LINE_NICE)');
+      } else if (o.lineNice !== undefined) o.logger.info({ nice: priority.nice }, 'insurer line thread priority');
       for (const id of handles.keys()) {
         // Keyed: processes started together send it once between them.
         await o.system.send('insurer', id, { type: 'wake' }, { idempotencyKey: 'wake' });
