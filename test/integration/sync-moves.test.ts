@@ -100,6 +100,23 @@ describe('SyncMoves', () => {
     await moves.stop();
   });
 
+  it('an attempt that took over a bulk sync (an interactive one) counts what the bulk attempt queued', async () => {
+    await runWith('r7', ['A']);
+    await scheduleSyncs(db, [{ id: 'i7', insurerId: 'Kr7', patientId: 'A', runId: null, kind: 'interactive', requestedBy: 'test' }], 1);
+    const clock = new ManualClock(100);
+    const moves = createSyncMoves({ db, clock, logger });
+    moves.queue(['r7:A'], 'retrying', { attempts: 2, failedRequests: 2, error: 'HTTP 503' });
+    moves.queue(['other'], 'running');
+    expect(await moves.take(['i7', 'r7:A'])).toEqual({ attempts: 2, failedRequests: 2 });
+    expect(await moves.take(['i7', 'r7:A'])).toEqual({ attempts: 0, failedRequests: 0 }); // taken once
+    await moveSyncs(db, ['i7', 'r7:A'], 'done', { now: 120, attempts: 3, failedRequests: 2 });
+    await moves.flush();
+    const run = (await getRun(db, 'r7'))!;
+    expect(run.counts).toMatchObject({ scheduled: 0, retrying: 0, done: 1 });
+    expect([run.requestsMade, run.requestsFailed]).toEqual([3, 2]);
+    await moves.stop();
+  });
+
   it('an outcome waits for a write of its syncs under way, so it is never overtaken', async () => {
     await runWith('r5', ['A']);
     const clock = new ManualClock(100);

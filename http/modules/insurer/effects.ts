@@ -109,7 +109,8 @@ export function createInsurerEffects(deps: EffectDeps) {
     let lastWrite = 0;
     /** Requests to count with the outcome: this one, and those not written before it. */
     const outcome = async (failedNow: number) => {
-      const carried = interactive ? { attempts: 0, failedRequests: 0 } : await moves.take(syncIds);
+      // Interactive too: it may serve a bulk sync whose earlier attempt queued moves.
+      const carried = await moves.take(syncIds);
       return { attempts: unwritten + carried.attempts + 1, failedRequests: unwritten + carried.failedRequests + failedNow };
     };
     for (let n = 1; ; n++) {

@@ -18,7 +18,7 @@ export interface SyncMoves {
    */
   queue(ids: string[], to: 'running' | 'retrying', opts?: { attempts?: number; failedRequests?: number; error?: string }): void;
   /**
-   * The syncs are about to finish: what was queued for them and not yet written is handed back,
+   * The syncs are about to finish: what was queued for any of them and not yet written is handed back,
    * to be written with the outcome; a write of theirs under way is waited for first, so the
    * outcome is never overtaken.
    */
@@ -88,12 +88,18 @@ export function createSyncMoves({ db, clock, logger, everyMs = 200 }: { db: Db; 
       schedule();
     },
     async take(ids) {
-      const key = ids[0];
-      if (key === undefined) return { attempts: 0, failedRequests: 0 };
-      while (writing?.keys.has(key)) await writing.done;
-      const p = pending.get(key);
-      pending.delete(key);
-      return { attempts: p?.attempts ?? 0, failedRequests: p?.failedRequests ?? 0 };
+      // An attempt may serve syncs an earlier attempt queued moves for (a bulk sync taken over
+      // by an interactive one): what was queued under any of them is this outcome's to count.
+      while (writing && ids.some((id) => writing!.keys.has(id))) await writing.done;
+      const carried = { attempts: 0, failedRequests: 0 };
+      for (const id of ids) {
+        const p = pending.get(id);
+        if (!p) continue;
+        pending.delete(id);
+        carried.attempts += p.attempts;
+        carried.failedRequests += p.failedRequests;
+      }
+      return carried;
     },
     async flush() {
       if (timer !== undefined) {
