@@ -6,16 +6,23 @@
  *
  *   npx tsx bench/http.ts --db=external|embedded [--rounds=3] [--clients=50] [--actors=10000]
  *                         [--warmup-ms=2000] [--duration-ms=10000] [--cpu-prof-dir=.tmp/prof]
+ *                         [--client=raw|node]
+ *
+ * The load generator shares the machine's cores with the server and PostgreSQL, so each phase
+ * also reports the CPU each of the three spends per event, and the rate those costs allow at
+ * most if every core were busy with nothing else.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
+import { availableParallelism } from 'node:os';
 import { dbKind, intArg, parseArgs } from './lib/args.ts';
 import { cpuMeter } from './lib/cpu.ts';
 import { benchDb, postmasterPid } from './lib/db.ts';
 import { closedLoop, type LoadResult } from './lib/load.ts';
 import { benchJson, log, procMemory, sleep } from './lib/report.ts';
 import { httpRequester } from './lib/http-request.ts';
+import { RawConnection } from './lib/raw-http.ts';
 import { spawnServer, type ServerProcess } from './lib/server.ts';
 import { median, medianOf, round } from './lib/stats.ts';
 
@@ -28,6 +35,14 @@ const warmupMs = intArg(args, 'warmup-ms', 2000);
 const durationMs = intArg(args, 'duration-ms', 10_000);
 /** Directory for a V8 CPU profile of the server (written when it exits). */
 const profileDir = args.get('cpu-prof-dir');
+/**
+ * How the events are posted: `raw` (default) one lean keep-alive socket per client
+ * (bench/lib/raw-http.ts), `node` through `node:http` with a keep-alive agent, which costs the
+ * load generator about four times the CPU per request.
+ */
+const clientKind = args.get('client') ?? 'raw';
+if (clientKind !== 'raw' && clientKind !== 'node') throw new Error(`--client must be raw or node, not ${clientKind}`);
+const cores = availableParallelism();
 
 const TARGET = { eventsPerSec: 5000, p99Ms: 50 };
 
@@ -39,6 +54,10 @@ interface Phase extends LoadResult {
   /** Group-commit transactions per second (from the server's /metrics) and events per commit. */
   commitsPerSec: number;
   eventsPerCommit: number;
+  /** CPU µs per event of the load generator, the server and PostgreSQL, and their sum. */
+  cpuUsPerEvent: { client: number; server: number; postgres: number; total: number };
+  /** The events/s those costs allow at most with every core busy with them alone. */
+  cpuCeilingPerSec: number;
 }
 
 type Client = ReturnType<typeof httpClient>;
@@ -48,6 +67,7 @@ async function main(): Promise<void> {
   const dataDir = `.tmp/bench-http-${process.pid}`;
   const token = `bench-${randomBytes(16).toString('hex')}`;
   let server: ServerProcess | undefined;
+  let client: Client | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   try {
     server = await spawnServer({
@@ -60,8 +80,8 @@ async function main(): Promise<void> {
       },
     });
     const readyMs = await server.ready();
-    log(`http bench on ${kind} Postgres: server pid ${server.pid} ready in ${Math.round(readyMs)} ms; ${clients} clients, ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms`);
-    const client = httpClient(server.port, token, agent);
+    log(`http bench on ${kind} Postgres: server pid ${server.pid} ready in ${Math.round(readyMs)} ms; ${clients} ${clientKind} clients, ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms; ${cores} cores`);
+    client = httpClient(server.port, token, agent);
     const created = await createAll(client);
     log(`  first event to each of ${actors} actors: ${created.perSec} actors/s (${created.ms} ms)`);
 
@@ -70,11 +90,11 @@ async function main(): Promise<void> {
     const hot: Phase[] = [];
     const hotCatchUpMs: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      const s = await phase(client, pids, (w, n) => client.add(`a${Math.floor(Math.random() * actors)}`, `r${r}w${w}n${n}`));
+      const s = await phase(client, pids, (w, n) => client!.add(w, `a${Math.floor(Math.random() * actors)}`, `r${r}w${w}n${n}`));
       spread.push(s);
       log(`  round ${r + 1} spread: ${line(s)}`);
       await sleep(500); // let the server finish processing what the window appended
-      const h = await phase(client, pids, (w, n) => client.add('hot', `r${r}w${w}n${n}`));
+      const h = await phase(client, pids, (w, n) => client!.add(w, 'hot', `r${r}w${w}n${n}`));
       hot.push(h);
       const lag = await client.catchUp('hot');
       hotCatchUpMs.push(lag);
@@ -88,6 +108,8 @@ async function main(): Promise<void> {
       bench: 'http',
       db: kind,
       clients,
+      client: clientKind,
+      cores,
       actors,
       rounds,
       warmupMs,
@@ -107,6 +129,7 @@ async function main(): Promise<void> {
     log(`server RSS at end ${mem.rssMb} MiB (peak ${mem.peakRssMb} MiB, V8 heap in use ${heap.heapUsedMb} MiB); target >= ${TARGET.eventsPerSec}/s spread with p99 < ${TARGET.p99Ms} ms: ${result.meetsTarget ? 'met' : 'NOT met'}`);
     benchJson(result);
   } finally {
+    client?.close();
     agent.destroy();
     if (server) {
       const stopped = await server.stop();
@@ -122,10 +145,10 @@ async function createAll(client: Client): Promise<{ perSec: number; ms: number }
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
-    Array.from({ length: clients }, async () => {
+    Array.from({ length: clients }, async (_, w) => {
       while (next < actors) {
         const i = next++;
-        const outcome = await client.add(`a${i}`, `c${i}`);
+        const outcome = await client.add(w, `a${i}`, `c${i}`);
         if (outcome !== 'ok') throw new Error(`creating a${i}: ${outcome}`);
       }
     }),
@@ -157,6 +180,8 @@ async function phase(client: Client, pids: { server: number; postmaster: number 
   });
   const commits = (await c1) - (await c0);
   const f = cpu.figures();
+  // CPU % of a core at this rate → CPU µs per event.
+  const perEvent = (pct: number) => Math.round((pct * 10_000) / Math.max(1, res.eventsPerSec));
   return {
     ...res,
     serverCpuPct: f.serverCpuPct!,
@@ -164,6 +189,8 @@ async function phase(client: Client, pids: { server: number; postmaster: number 
     machineBusyPct: f.machineBusyPct!,
     commitsPerSec: Math.round(commits / (durationMs / 1000)),
     eventsPerCommit: round(res.ok / Math.max(1, commits)),
+    cpuUsPerEvent: { client: perEvent(res.clientCpuPct), server: perEvent(f.serverCpuPct!), postgres: perEvent(f.pgCpuPct!), total: perEvent(res.clientCpuPct + f.serverCpuPct! + f.pgCpuPct!) },
+    cpuCeilingPerSec: Math.round((cores * 100) / ((res.clientCpuPct + f.serverCpuPct! + f.pgCpuPct!) / Math.max(1, res.eventsPerSec))),
   };
 }
 
@@ -174,7 +201,8 @@ function line(p: Phase): string {
   return (
     `${p.eventsPerSec} events/s, p50 ${p.latencyMs.p50} ms, p99 ${p.latencyMs.p99} ms, max ${p.latencyMs.max} ms; ` +
     `${p.commitsPerSec} commits/s x ${p.eventsPerCommit} events; ` +
-    `CPU % of a core: client ${p.clientCpuPct} server ${p.serverCpuPct} postgres ${p.pgCpuPct}; machine ${p.machineBusyPct}% busy${other ? `; other: ${other}` : ''}`
+    `CPU % of a core: client ${p.clientCpuPct} server ${p.serverCpuPct} postgres ${p.pgCpuPct}; machine ${p.machineBusyPct}% busy${other ? `; other: ${other}` : ''}; ` +
+    `CPU µs per event: client ${p.cpuUsPerEvent.client} server ${p.cpuUsPerEvent.server} postgres ${p.cpuUsPerEvent.postgres}, so at most ${p.cpuCeilingPerSec} events/s on ${cores} cores`
   );
 }
 
@@ -185,10 +213,17 @@ function metric({ status, text }: { status: number; text: string }, name: string
 
 function httpClient(port: number, token: string, agent: http.Agent) {
   const request = httpRequester(port, agent, { authorization: `Bearer ${token}` });
+  const raw: (RawConnection | undefined)[] | undefined = clientKind === 'raw' ? [] : undefined;
   return {
-    async add(key: string, id: string): Promise<string> {
-      const { status } = await request('POST', `/actors/tally/${key}/events`, JSON.stringify({ type: 'add', id, amount: 1 }));
+    /** Posts one `add` on client `w`'s own connection. */
+    async add(w: number, key: string, id: string): Promise<string> {
+      const path = `/actors/tally/${key}/events`;
+      const body = JSON.stringify({ type: 'add', id, amount: 1 });
+      const status = raw ? await (raw[w] ??= new RawConnection(port, [`authorization: Bearer ${token}`])).request('POST', path, body) : (await request('POST', path, body)).status;
       return status === 202 ? 'ok' : `http ${status}`;
+    },
+    close(): void {
+      for (const c of raw ?? []) c?.close();
     },
     /** The server's group-commit transaction count so far (NaN when /metrics is missing). */
     async commits(): Promise<number> {
