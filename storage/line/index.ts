@@ -13,7 +13,7 @@ export interface LineOptions {
   redis?: { url: string; keyPrefix?: string };
   /** The longest lease `acquire` accepts (default 60 s); see DEFAULT_MAX_TTL_MS. */
   maxTtlMs?: number;
-  /** Redis connection errors after startup, e.g. for the logger. */
+  /** Connection errors after startup (Redis, or the Postgres connection listening for signals), e.g. for the logger. */
   onError?: (err: Error) => void;
 }
 
@@ -30,7 +30,7 @@ export interface LineOptions {
  * }
  */
 export async function createLine({ db, redis, maxTtlMs, onError }: LineOptions): Promise<Line> {
-  if (!redis) return createPostgresLine({ db, maxTtlMs });
+  if (!redis) return createPostgresLine({ db, maxTtlMs, onError });
   try {
     return await createRedisLine({ db, url: redis.url, keyPrefix: redis.keyPrefix, maxTtlMs, onError });
   } catch (err) {

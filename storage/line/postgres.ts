@@ -1,7 +1,8 @@
 import type { Db } from '../db.ts';
 import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
+import { pgSignals } from './pg-signals.ts';
 import * as sql from './sql.ts';
-import type { AcquireResult, Line, PauseState } from './types.ts';
+import type { AcquireResult, Line, LineHolder, PauseState } from './types.ts';
 
 export interface PostgresLineOptions {
   db: Db;
@@ -9,6 +10,8 @@ export interface PostgresLineOptions {
   maxTtlMs?: number;
   /** How long a refused interactive request keeps other processes' bulk requests off the line. */
   wantMs?: number;
+  /** Errors of the connection that listens for signals to held leases (it reconnects). */
+  onError?: (err: Error) => void;
 }
 
 /** A pause-state row from sql.ts (pause, resume, state). */
@@ -48,13 +51,17 @@ function toAcquireResult(row: { token: number | null; paused: boolean | null } |
  * holder until the lease expires; so does a renew that leaves the lease's expiry as it was (the
  * holder it records is informational), while one that extends the lease is durable.
  *
+ * A lease taken `held` is kept across requests without a round trip each; a pause then signals
+ * its holder over LISTEN/NOTIFY and answers once the holder has stopped (see `LineHold`).
+ *
  * @example
  * const line = createPostgresLine({ db });
  * const got = await line.acquire('insurer:KK01', holder, 30_000);
  * if (got.ok) try { await callInsurer() } finally { await line.release('insurer:KK01', got.token) }
  */
-export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs = DEFAULT_WANT_MS }: PostgresLineOptions): Line {
+export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs = DEFAULT_WANT_MS, onError }: PostgresLineOptions): Line {
   let closed = false;
+  const signals = pgSignals(db, onError);
   function open(): void {
     if (closed) throw new Error('line is closed');
   }
@@ -64,14 +71,47 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
     return (await db.query<R>(q.text, q.values, q.name)).rows;
   }
 
+  interface LeaseRow {
+    token: number;
+    held: boolean;
+    stopped: boolean;
+    holder: unknown;
+    left_ms: number;
+  }
+
+  /**
+   * After a pause: if the lease is held across requests, signals its holder and waits until it
+   * answers (its request in flight, or null), or until the lease ends (null: nothing is in
+   * flight once a lease is gone). The signal is repeated in case the holder missed it. Undefined
+   * when the lease is not held: the recorded holder is then the request in flight.
+   */
+  async function stopHolder(lineId: string): Promise<LineHolder | null | undefined> {
+    let [lease] = await run<LeaseRow>(sql.lease(lineId));
+    if (!lease?.held) return undefined;
+    const token = lease.token;
+    const deadline = performance.now() + lease.left_ms + 20;
+    for (let n = 0; ; n++) {
+      if (!lease || lease.token !== token) return null;
+      if (lease.stopped) return parseHolder(lease.holder);
+      if (performance.now() > deadline) return null;
+      if (n % 40 === 0) signals.send(lineId, 'stop');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      [lease] = await run<LeaseRow>(sql.lease(lineId));
+    }
+  }
+
   return {
     kind: 'postgres',
 
-    async acquire(lineId, holder, ttlMs) {
+    async acquire(lineId, holder, ttlMs, opts) {
       assertLineId(lineId);
       assertTtl(ttlMs, maxTtlMs);
-      const [row] = await run<{ token: number | null; paused: boolean | null }>(sql.acquire(lineId, checkHolder(holder), ttlMs, wantMs));
-      return toAcquireResult(row);
+      const checked = checkHolder(holder);
+      const [row] = await run<{ token: number | null; paused: boolean | null }>(sql.acquire(lineId, checked, ttlMs, wantMs, opts?.held ?? false));
+      const got = toAcquireResult(row);
+      // A holder keeping its lease asks the store only now and then: tell it someone waits.
+      if (!got.ok && got.reason === 'busy' && checked.kind === 'interactive') signals.send(lineId, 'want');
+      return got;
     },
 
     async renew(lineId, token, next) {
@@ -82,11 +122,12 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
         throw new RangeError(`minLeftMs must be an integer in 0..ttlMs, got ${next.minLeftMs}`);
       }
       const holder = checkHolder(next.holder);
-      const [row] = await run<{ held: boolean; token: number | null; paused: boolean | null }>(sql.renew(lineId, token, holder, next.ttlMs, next.minLeftMs));
+      const held = next.held ?? false;
+      const [row] = await run<{ held: boolean; token: number | null; paused: boolean | null }>(sql.renew(lineId, token, holder, next.ttlMs, next.minLeftMs, held));
       if (!row) throw new Error('line statement returned no row');
       if (row.held) return toAcquireResult(row);
       // The lease is gone (expired): the line goes to \`next\` only as a fresh lease, if it is free.
-      const [handed] = await run<{ token: number | null; paused: boolean | null }>(sql.handoff(lineId, token, holder, next.ttlMs));
+      const [handed] = await run<{ token: number | null; paused: boolean | null }>(sql.handoff(lineId, token, holder, next.ttlMs, held));
       return toAcquireResult(handed);
     },
 
@@ -99,7 +140,7 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
       }
       assertTtl(next.ttlMs, maxTtlMs);
       const [row] = await run<{ token: number | null; paused: boolean | null }>(
-        sql.handoff(lineId, token, checkHolder(next.holder), next.ttlMs),
+        sql.handoff(lineId, token, checkHolder(next.holder), next.ttlMs, next.held ?? false),
       );
       return toAcquireResult(row);
     },
@@ -109,11 +150,14 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
       assertText('reason', reason);
       assertText('by', by);
       // No row only when a concurrent first write created the line's row; then it is locked and seen.
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const [row] = await run<StateRow & { changed: boolean }>(sql.pause(lineId, reason, by));
-        if (row) return { ...toPauseState(row), changed: row.changed };
-      }
-      throw new Error(`pause of line ${lineId} kept racing with the row's creation`);
+      let paused: (StateRow & { changed: boolean }) | undefined;
+      for (let attempt = 0; attempt < 3 && !paused; attempt++) [paused] = await run<StateRow & { changed: boolean }>(sql.pause(lineId, reason, by));
+      if (!paused) throw new Error(`pause of line ${lineId} kept racing with the row's creation`);
+      // Committed: nothing takes the line any more. A holder keeping its lease may still send
+      // under it until it hears of the pause, so the answer waits for it to stop.
+      const state = { ...toPauseState(paused), changed: paused.changed };
+      const stopped = await stopHolder(lineId);
+      return stopped === undefined ? state : { ...state, inFlight: stopped };
     },
 
     async resume(lineId) {
@@ -128,9 +172,24 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
       return toPauseState(row);
     },
 
+    hold: {
+      async watch(lineId, onSignal) {
+        assertLineId(lineId);
+        open();
+        return signals.watch(lineId, onSignal);
+      },
+      async ack(lineId, token, inFlight) {
+        assertLineId(lineId);
+        assertToken(token);
+        const [row] = await run<{ acked: number }>(sql.ack(lineId, token, inFlight ? checkHolder(inFlight) : null));
+        return row !== undefined;
+      },
+    },
+
     async close() {
-      // The Db belongs to the caller.
+      // The Db belongs to the caller; the listening connection is this line's.
       closed = true;
+      await signals.close();
     },
   };
 }

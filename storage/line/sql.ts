@@ -41,15 +41,16 @@ const clearOwnWant = (l: string, h: string) =>
  * `wantMs`; that alone is not worth a WAL flush (lost, it only delays), so such a refusal
  * commits asynchronously.
  */
-export function acquire(lineId: string, holder: object, ttlMs: number, wantMs: number): Query {
+export function acquire(lineId: string, holder: object, ttlMs: number, wantMs: number, held = false): Query {
   return {
     text: `WITH ${NOW},
       cur AS (SELECT paused FROM lines WHERE id = $1 FOR NO KEY UPDATE),
       got AS (
-        INSERT INTO lines AS l (id, holder, token, expires_at)
-        SELECT $1, $2::jsonb, 1, now.ms + $3::bigint FROM now LEFT JOIN cur ON true
+        INSERT INTO lines AS l (id, holder, token, expires_at, held, stopped)
+        SELECT $1, $2::jsonb, 1, now.ms + $3::bigint, $5::boolean, false FROM now LEFT JOIN cur ON true
         ON CONFLICT (id) DO UPDATE
-          SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at, ${clearOwnWant('l', 'excluded.holder')}
+          SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at, held = excluded.held, stopped = false,
+            ${clearOwnWant('l', 'excluded.holder')}
           WHERE NOT l.paused AND (l.expires_at IS NULL OR l.expires_at <= excluded.expires_at - $3::bigint)
             AND NOT ${wantedElsewhere('l', 'excluded.holder', 'excluded.expires_at - $3::bigint')}
         RETURNING l.token
@@ -62,7 +63,7 @@ export function acquire(lineId: string, holder: object, ttlMs: number, wantMs: n
       SELECT (SELECT token FROM got) AS token, (SELECT paused FROM cur) AS paused,
         set_config('synchronous_commit', CASE WHEN EXISTS (SELECT FROM got) THEN current_setting('synchronous_commit') ELSE 'off' END, true) AS commit_mode,
         (SELECT count(*) FROM want) AS wants`,
-    values: [lineId, JSON.stringify(holder), ttlMs, wantMs],
+    values: [lineId, JSON.stringify(holder), ttlMs, wantMs, held],
     name: 'line:acquire',
   };
 }
@@ -83,7 +84,7 @@ export function release(lineId: string, token: number): Query {
  * the line is not paused and is free once `token` has let go (held by `token`, released or
  * expired). Paused: `token` still lets go, `next` is refused. Row: token (null when refused), paused.
  */
-export function handoff(lineId: string, token: number, next: object, ttlMs: number): Query {
+export function handoff(lineId: string, token: number, next: object, ttlMs: number, held = false): Query {
   // Paused, or wanted by another process's interactive request while `next` is bulk: `token`
   // lets go and `next` is refused.
   const blocked = `(l.paused OR ${wantedElsewhere('l', 'excluded.holder', 'excluded.expires_at - $4::bigint')})`;
@@ -91,10 +92,11 @@ export function handoff(lineId: string, token: number, next: object, ttlMs: numb
     text: `WITH ${NOW},
       cur AS (SELECT paused FROM lines WHERE id = $1 FOR NO KEY UPDATE),
       got AS (
-        INSERT INTO lines AS l (id, holder, token, expires_at)
-        SELECT $1, $3::jsonb, 1, now.ms + $4::bigint FROM now LEFT JOIN cur ON true
+        INSERT INTO lines AS l (id, holder, token, expires_at, held, stopped)
+        SELECT $1, $3::jsonb, 1, now.ms + $4::bigint, $5::boolean, false FROM now LEFT JOIN cur ON true
         ON CONFLICT (id) DO UPDATE SET
           holder = CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END,
+          held = excluded.held AND NOT ${blocked}, stopped = false,
           token = CASE WHEN ${blocked} THEN l.token ELSE l.token + 1 END,
           expires_at = CASE WHEN ${blocked} THEN NULL ELSE excluded.expires_at END,
           ${clearOwnWant('l', `(CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END)`)}
@@ -103,7 +105,7 @@ export function handoff(lineId: string, token: number, next: object, ttlMs: numb
         RETURNING l.token, l.holder IS NOT NULL AS taken
       )
       SELECT (SELECT token FROM got WHERE taken) AS token, (SELECT paused FROM cur) AS paused`,
-    values: [lineId, token, JSON.stringify(next), ttlMs],
+    values: [lineId, token, JSON.stringify(next), ttlMs, held],
     name: 'line:handoff',
   };
 }
@@ -118,7 +120,7 @@ export function handoff(lineId: string, token: number, next: object, ttlMs: numb
  * Row: held (false when `token` no longer holds an unexpired lease: nothing was written),
  * token (null when refused), paused, extended.
  */
-export function renew(lineId: string, token: number, next: object, ttlMs: number, minLeftMs: number): Query {
+export function renew(lineId: string, token: number, next: object, ttlMs: number, minLeftMs: number, held = false): Query {
   return {
     text: `WITH ${NOW},
       cur AS (SELECT * FROM lines WHERE id = $1 FOR NO KEY UPDATE),
@@ -132,6 +134,7 @@ export function renew(lineId: string, token: number, next: object, ttlMs: number
         UPDATE lines l SET
           holder = CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END,
           expires_at = CASE WHEN d.blocked THEN NULL WHEN d.extend THEN now.ms + $4::bigint ELSE l.expires_at END,
+          held = $6::boolean AND NOT d.blocked, stopped = false,
           ${clearOwnWant('l', `(CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END)`)}
           FROM d, now WHERE l.id = $1 AND d.held
         RETURNING NOT d.blocked AS taken, NOT d.blocked AND d.extend AS extended
@@ -141,8 +144,35 @@ export function renew(lineId: string, token: number, next: object, ttlMs: number
         (SELECT paused FROM d) AS paused,
         coalesce((SELECT extended FROM kept), false) AS extended,
         set_config('synchronous_commit', CASE WHEN (SELECT extended FROM kept) THEN current_setting('synchronous_commit') ELSE 'off' END, true) AS commit_mode`,
-    values: [lineId, token, JSON.stringify(next), ttlMs, minLeftMs],
+    values: [lineId, token, JSON.stringify(next), ttlMs, minLeftMs, held],
     name: 'line:renew',
+  };
+}
+
+/**
+ * The holder of a `held` lease answers a pause: it has stopped starting requests; `inFlight`
+ * (holder JSON, or JSON null) is the one still in flight under the lease. Informational, so
+ * without a WAL flush. Row only when `token` still holds an unexpired lease.
+ */
+export function ack(lineId: string, token: number, inFlight: object | null): Query {
+  return {
+    text: `WITH ${NOW}, ${NO_FSYNC}
+      UPDATE lines l SET stopped = true, holder = $3::jsonb
+      FROM now, nofsync WHERE l.id = $1 AND l.token = $2 AND l.holder IS NOT NULL AND l.expires_at > now.ms
+      RETURNING 1 AS acked`,
+    values: [lineId, token, JSON.stringify(inFlight)],
+    name: 'line:ack',
+  };
+}
+
+/** The unexpired lease, as a pause waits on it. Row: token, held, stopped, holder, left_ms; none when there is no lease. */
+export function lease(lineId: string): Query {
+  return {
+    text: `WITH ${NOW}
+      SELECT l.token, l.held, l.stopped, l.holder, l.expires_at - now.ms AS left_ms
+        FROM lines l, now WHERE l.id = $1 AND l.holder IS NOT NULL AND l.expires_at > now.ms`,
+    values: [lineId],
+    name: 'line:lease',
   };
 }
 

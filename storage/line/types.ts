@@ -83,10 +83,10 @@ export interface Line {
    * under `minLeftMs`, ends before the lease does. Like a handoff, it is refused (and the lease
    * let go) while paused, and handed over as a fresh lease if the old one expired meanwhile.
    */
-  renew?(lineId: string, token: number, next: { holder: LineHolder; ttlMs: number; minLeftMs: number }): Promise<AcquireResult>;
+  renew?(lineId: string, token: number, next: { holder: LineHolder; ttlMs: number; minLeftMs: number } & HoldOption): Promise<AcquireResult>;
   /**
-   * Optional (Redis): a lease taken with `held` is kept for several requests, with no round
-   * trip before each; see `LineHold`.
+   * A lease taken with `held` is kept for several requests, with no round trip before each;
+   * see `LineHold`. Signals go over Redis pub/sub, or Postgres LISTEN/NOTIFY.
    */
   hold?: LineHold;
   /**

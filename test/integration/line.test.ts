@@ -563,11 +563,12 @@ function renewSuite(target: Target) {
   });
 }
 
-function redisOnlySuite(target: Target) {
+/** Held leases (both stores): kept across requests without a round trip, stopped by a pause's signal. */
+function holdSuite(target: Target) {
   async function open(opts?: { maxTtlMs?: number }) {
     const harness = await target.open(opts);
     onTestFinished(() => harness.close());
-    return { ...harness, forget: harness.forget!, id: `insurer:${randomUUID()}` };
+    return { ...harness, id: `insurer:${randomUUID()}` };
   }
 
   it('a held lease: a pause signals its holder and answers once it stopped, with the request it named in flight', async () => {
@@ -639,6 +640,28 @@ function redisOnlySuite(target: Target) {
     expect(await a.release(id, token, { holder: holder('a'), ttlMs: LONG_TTL, held: true })).toEqual({ ok: false, reason: 'busy' });
     tokenOf(await b.acquire(id, holder('b', 'interactive'), LONG_TTL));
   });
+
+  it('a renewal keeps a held lease held: a pause still waits for its holder', async () => {
+    const { a, b, id } = await open();
+    if (!a.renew) return expect(target.kind).toBe('redis'); // Redis hands over instead
+    let token = 0;
+    const named = holder('a');
+    const unwatch = await a.hold!.watch(id, (signal) => void (signal === 'stop' && a.hold!.ack(id, token, named)));
+    onTestFinished(() => unwatch());
+    token = tokenOf(await a.acquire(id, holder('a'), LONG_TTL, { held: true }));
+    expect(tokenOf(await a.renew(id, token, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: LONG_TTL, held: true }))).toBe(token);
+    expect(await b.pause(id, 'insurer phoned', 'ops')).toMatchObject({ paused: true, inFlight: named });
+    expect(await a.renew(id, token, { holder: holder('a'), ttlMs: LONG_TTL, minLeftMs: LONG_TTL, held: true })).toEqual({ ok: false, reason: 'paused' });
+    expect((await b.state(id)).inFlight).toBeNull();
+  });
+}
+
+function redisOnlySuite(target: Target) {
+  async function open(opts?: { maxTtlMs?: number }) {
+    const harness = await target.open(opts);
+    onTestFinished(() => harness.close());
+    return { ...harness, forget: harness.forget!, id: `insurer:${randomUUID()}` };
+  }
 
   it('keeps refusing a paused line after Redis lost its keys', async () => {
     const { a, b, fresh, forget, id } = await open({ maxTtlMs: 300 });
@@ -723,9 +746,11 @@ if (!runRedis) console.log(`line: Redis suite excluded, ${probe?.message} (start
 describe('line (postgres)', () => {
   lineSuite(postgres);
   renewSuite(postgres);
+  holdSuite(postgres);
 });
 describe.runIf(runRedis)('line (redis)', () => {
   lineSuite(redis);
+  holdSuite(redis);
   redisOnlySuite(redis);
 });
 

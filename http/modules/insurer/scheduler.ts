@@ -315,7 +315,9 @@ export class LineScheduler {
       const token = this.token;
       this.token = null;
       if (token === null) got = await line.acquire(lineId, holder, ttlMs, { held });
-      else if (line.renew) got = await line.renew(lineId, token, { holder, ttlMs, minLeftMs });
+      // A held lease is kept for requests sent without asking until `heldUntil`, reckoned from
+      // now: its renewal always extends it (durably) to `ttlMs` from now.
+      else if (line.renew) got = await line.renew(lineId, token, { holder, ttlMs, minLeftMs: held ? ttlMs : minLeftMs, held });
       else got = await line.release(lineId, token, { holder, ttlMs, held });
       if (!got || !got.ok) return got && !got.ok ? got.reason : 'busy';
       this.token = got.token;
