@@ -60,3 +60,43 @@ export function parseHolder(stored: unknown): LineHolder | null {
   if (!parsed.success) throw new Error(`stored line holder is malformed: ${JSON.stringify(value)}`);
   return parsed.data;
 }
+
+/** A lease as a pause waits on it (both stores). */
+export interface LeaseView {
+  token: string | number;
+  held: boolean;
+  stopped: boolean;
+  /** The request its holder named when it stopped (stored form), or the last one recorded. */
+  holder: unknown;
+  leftMs: number;
+}
+
+/**
+ * After a pause: if the lease is held across requests, signals its holder and waits until it
+ * answers (its request in flight, or null), or until the lease ends (null: nothing is in
+ * flight once a lease is gone). The signal is repeated in case the holder missed it. Undefined
+ * when the lease is not held: the recorded holder is then the request in flight.
+ */
+export async function stopHeldLease(
+  read: () => Promise<LeaseView | null | undefined>,
+  signal: () => void,
+  { pollMs, signalEveryMs = 100 }: { pollMs: number; signalEveryMs?: number },
+): Promise<LineHolder | null | undefined> {
+  let lease = await read();
+  if (!lease?.held) return undefined;
+  const token = lease.token;
+  const deadline = performance.now() + lease.leftMs + 20;
+  let signalled = -Infinity;
+  for (;;) {
+    if (!lease || lease.token !== token) return null;
+    if (lease.stopped) return parseHolder(lease.holder);
+    const now = performance.now();
+    if (now > deadline) return null;
+    if (now - signalled >= signalEveryMs) {
+      signal();
+      signalled = now;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    lease = await read();
+  }
+}

@@ -1,8 +1,8 @@
 import type { Db } from '../db.ts';
-import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
+import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder, stopHeldLease, type LeaseView } from './contract.ts';
 import { pgSignals } from './pg-signals.ts';
 import * as sql from './sql.ts';
-import type { AcquireResult, Line, LineHolder, PauseState } from './types.ts';
+import type { AcquireResult, Line, PauseState } from './types.ts';
 
 export interface PostgresLineOptions {
   db: Db;
@@ -71,33 +71,10 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
     return (await db.query<R>(q.text, q.values, q.name)).rows;
   }
 
-  interface LeaseRow {
-    token: number;
-    held: boolean;
-    stopped: boolean;
-    holder: unknown;
-    left_ms: number;
-  }
-
-  /**
-   * After a pause: if the lease is held across requests, signals its holder and waits until it
-   * answers (its request in flight, or null), or until the lease ends (null: nothing is in
-   * flight once a lease is gone). The signal is repeated in case the holder missed it. Undefined
-   * when the lease is not held: the recorded holder is then the request in flight.
-   */
-  async function stopHolder(lineId: string): Promise<LineHolder | null | undefined> {
-    let [lease] = await run<LeaseRow>(sql.lease(lineId));
-    if (!lease?.held) return undefined;
-    const token = lease.token;
-    const deadline = performance.now() + lease.left_ms + 20;
-    for (let n = 0; ; n++) {
-      if (!lease || lease.token !== token) return null;
-      if (lease.stopped) return parseHolder(lease.holder);
-      if (performance.now() > deadline) return null;
-      if (n % 40 === 0) signals.send(lineId, 'stop');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      [lease] = await run<LeaseRow>(sql.lease(lineId));
-    }
+  /** The unexpired lease, as a pause waits on it (see stopHeldLease). */
+  async function readLease(lineId: string): Promise<LeaseView | undefined> {
+    const [row] = await run<{ token: number; held: boolean; stopped: boolean; holder: unknown; left_ms: number }>(sql.lease(lineId));
+    return row && { token: row.token, held: row.held, stopped: row.stopped, holder: row.holder, leftMs: row.left_ms };
   }
 
   return {
@@ -156,7 +133,7 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
       // Committed: nothing takes the line any more. A holder keeping its lease may still send
       // under it until it hears of the pause, so the answer waits for it to stop.
       const state = { ...toPauseState(paused), changed: paused.changed };
-      const stopped = await stopHolder(lineId);
+      const stopped = await stopHeldLease(() => readLease(lineId), () => signals.send(lineId, 'stop'), { pollMs: 5 });
       return stopped === undefined ? state : { ...state, inFlight: stopped };
     },
 

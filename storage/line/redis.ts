@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Db } from '../db.ts';
-import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, parseHolder } from './contract.ts';
+import { DEFAULT_MAX_TTL_MS, DEFAULT_WANT_MS, assertLineId, assertText, assertToken, assertTtl, checkHolder, stopHeldLease } from './contract.ts';
 import { toPauseState, type StateRow } from './postgres.ts';
 import { NOT_SYNCED, decode, type NotSynced } from './redis-replies.ts';
 import { subscriber } from './signals.ts';
 import * as sql from './sql.ts';
-import type { Line, LineHolder } from './types.ts';
+import type { Line } from './types.ts';
 
 export interface RedisLineOptions {
   /** Where the pause is durable; Redis only mirrors it. */
@@ -185,28 +185,6 @@ export async function createRedisLine({
     client.publish(channelOf(lineId), message).catch((err: Error) => onError?.(err));
   }
 
-  /**
-   * After a pause: if the lease is held across requests, signals its holder and waits until it
-   * answers (its request in flight, or null), or until the lease ends (null: nothing is in
-   * flight once a lease is gone). The signal is repeated in case the holder missed it. Undefined
-   * when the lease is not held: the recorded holder is then the request in flight.
-   */
-  async function stopHolder(lineId: string): Promise<LineHolder | null | undefined> {
-    const k = keysOf(lineId);
-    let lease = decode.lease(await scripts.lineLease(k.lease));
-    if (!lease?.held) return undefined;
-    const token = lease.token;
-    const deadline = performance.now() + lease.leftMs + 20;
-    for (let n = 0; ; n++) {
-      if (!lease || lease.token !== token) return null;
-      if (lease.stopped) return parseHolder(lease.holder);
-      if (performance.now() > deadline) return null;
-      if (n % 50 === 0) signal(lineId, 'stop');
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      lease = decode.lease(await scripts.lineLease(k.lease));
-    }
-  }
-
   return {
     kind: 'redis',
 
@@ -262,7 +240,8 @@ export async function createRedisLine({
       });
       // Committed and mirrored: nothing takes the line any more. A holder keeping its lease may
       // still send under it until it hears of the pause, so the answer waits for it to stop.
-      const stopped = await stopHolder(lineId);
+      const lease = keysOf(lineId).lease;
+      const stopped = await stopHeldLease(async () => decode.lease(await scripts.lineLease(lease)), () => signal(lineId, 'stop'), { pollMs: 2 });
       return stopped === undefined ? state : { ...state, inFlight: stopped };
     },
 
