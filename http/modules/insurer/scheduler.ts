@@ -29,10 +29,10 @@ export interface SchedulerOptions {
   clock: Clock;
   leaseMarginMs?: number;
   /**
-   * With a line that can renew (Postgres) or hold (Redis): how much longer than a request's needs
-   * a lease is taken, so the holder keeps it for its next requests without a durable write (renew)
-   * or without asking the store at all (hold) for this long. After a crash, other processes wait
-   * this much longer for the line.
+   * With a line that can hold (both stores) or renew (Postgres): how much longer than a request's
+   * needs a lease is taken, so the holder keeps it for its next requests without asking the store
+   * at all (hold) for this long, then renews it (Postgres) or takes it afresh (Redis). After a
+   * crash, other processes wait this much longer for the line.
    */
   renewSlackMs?: number;
   /** How long to wait before asking again while another process holds the line. */
