@@ -72,10 +72,7 @@ export function createPostgresLine({ db, maxTtlMs = DEFAULT_MAX_TTL_MS, wantMs =
   }
 
   /** The unexpired lease, as a pause waits on it (see stopHeldLease). */
-  async function readLease(lineId: string): Promise<LeaseView | undefined> {
-    const [row] = await run<{ token: number; held: boolean; stopped: boolean; holder: unknown; left_ms: number }>(sql.lease(lineId));
-    return row && { token: row.token, held: row.held, stopped: row.stopped, holder: row.holder, leftMs: row.left_ms };
-  }
+  const readLease = async (lineId: string) => (await run<LeaseView>(sql.lease(lineId)))[0];
 
   return {
     kind: 'postgres',

@@ -96,7 +96,7 @@ export function handoff(lineId: string, token: number, next: object, ttlMs: numb
         SELECT $1, $3::jsonb, 1, now.ms + $4::bigint, $5::boolean, false FROM now LEFT JOIN cur ON true
         ON CONFLICT (id) DO UPDATE SET
           holder = CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END,
-          held = excluded.held AND NOT ${blocked}, stopped = false,
+          held = excluded.held, stopped = false,
           token = CASE WHEN ${blocked} THEN l.token ELSE l.token + 1 END,
           expires_at = CASE WHEN ${blocked} THEN NULL ELSE excluded.expires_at END,
           ${clearOwnWant('l', `(CASE WHEN ${blocked} THEN NULL ELSE excluded.holder END)`)}
@@ -134,7 +134,7 @@ export function renew(lineId: string, token: number, next: object, ttlMs: number
         UPDATE lines l SET
           holder = CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END,
           expires_at = CASE WHEN d.blocked THEN NULL WHEN d.extend THEN now.ms + $4::bigint ELSE l.expires_at END,
-          held = $6::boolean AND NOT d.blocked, stopped = false,
+          held = $6::boolean, stopped = false,
           ${clearOwnWant('l', `(CASE WHEN d.blocked THEN NULL ELSE $3::jsonb END)`)}
           FROM d, now WHERE l.id = $1 AND d.held
         RETURNING NOT d.blocked AS taken, NOT d.blocked AND d.extend AS extended
@@ -165,11 +165,11 @@ export function ack(lineId: string, token: number, inFlight: object | null): Que
   };
 }
 
-/** The unexpired lease, as a pause waits on it. Row: token, held, stopped, holder, left_ms; none when there is no lease. */
+/** The unexpired lease, as a pause waits on it. Row: a LeaseView; none when there is no lease. */
 export function lease(lineId: string): Query {
   return {
     text: `WITH ${NOW}
-      SELECT l.token, l.held, l.stopped, l.holder, l.expires_at - now.ms AS left_ms
+      SELECT l.token, l.held, l.stopped, l.holder, l.expires_at - now.ms AS "leftMs"
         FROM lines l, now WHERE l.id = $1 AND l.holder IS NOT NULL AND l.expires_at > now.ms`,
     values: [lineId],
     name: 'line:lease',
