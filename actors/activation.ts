@@ -87,6 +87,11 @@ export class Activation {
     return out;
   }
 
+  /** Whether it made transitions by itself since the last {@link takeSpontaneous}. */
+  get hasSpontaneous(): boolean {
+    return this.spontaneous.length > 0;
+  }
+
   persisted(): unknown {
     return this.actor.getPersistedSnapshot();
   }

@@ -8,14 +8,28 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * Node counts a timeout from the event loop's cached time, which may be a millisecond or more
+ * behind `Date.now()`, so a timer can fire before its due time by the clock. A durable timer
+ * must never fire early: one that wakes before its time sleeps for the rest.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
+    const due = Date.now() + ms;
+    const handle: { timer?: NodeJS.Timeout } = {};
+    const arm = (wait: number) => {
+      handle.timer = setTimeout(() => {
+        const left = due - Date.now();
+        if (left > 0) arm(left);
+        else fn();
+      }, wait);
+      handle.timer.unref?.();
+    };
+    arm(ms);
+    return handle;
   },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  clearTimeout: (h) => clearTimeout((h as { timer?: NodeJS.Timeout } | undefined)?.timer),
 };
 
 interface Pending {

@@ -38,7 +38,12 @@ function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): 
  * their transitions and timers. A single statement is its own transaction, so the batch costs
  * one round trip; it is all or nothing.
  */
-export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): { name: string; text: string; values: unknown[] } | undefined {
+export function groupCommit(
+  node: string,
+  appends: AppendOp[],
+  ops: SaveOp[],
+  steps: { op: AppendOp; save: SaveOp }[] = [],
+): { name: string; text: string; values: unknown[] } | undefined {
   const values: unknown[] = [node];
   const ctes: string[] = [];
   const outputs: string[] = [];
@@ -92,7 +97,33 @@ export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): {
       ])} AS v(type, key, snapshot, state, status, seq, epoch, busy)
       WHERE a.type = v.type AND a.key = v.key AND a.owner_node = $1 AND a.owner_epoch = v.epoch RETURNING 1)`);
   }
-  const transitions = ops.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
+  if (steps.length) {
+    // Events processed in this batch: each is its actor's next seq, written with the state it
+    // leads to in one update of the row. The row must still be this node's under the epoch the
+    // step ran on, and hold no event the step did not see; otherwise the whole batch is refused
+    // (below) and goes again as plain appends.
+    ctes.push(`stepped AS (SELECT * FROM ${unnest(values, [
+      ['text', steps.map((s) => s.op.type)],
+      ['text', steps.map((s) => s.op.key)],
+      ['bigint', steps.map((s) => s.save.processedSeq)],
+      ['jsonb', steps.map((s) => s.op.eventJson)],
+      ['text', steps.map((s) => s.op.idempotencyKey ?? null)],
+      ['bigint', steps.map((s) => s.op.receivedAt)],
+      ['jsonb', steps.map((s) => s.save.snapshotJson)],
+      ['text', steps.map((s) => s.save.state)],
+      ['text', steps.map((s) => s.save.status)],
+      ['bigint', steps.map((s) => s.save.epoch)],
+      ['bool', steps.map((s) => s.save.effectsInFlight)],
+    ])} AS s(type, key, seq, event, ik, received_at, snapshot, state, status, epoch, busy))`);
+    ctes.push(`stepped_rows AS (UPDATE actors a SET last_seq = s.seq, snapshot = s.snapshot, state = s.state, status = s.status,
+          processed_seq = s.seq, effects_in_flight = s.busy, updated_at = now()
+      FROM stepped s
+      WHERE a.type = s.type AND a.key = s.key AND a.owner_node = $1 AND a.owner_epoch = s.epoch AND a.last_seq = s.seq - 1 RETURNING 1)`);
+    ctes.push(`stepped_journal AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
+      SELECT type, key, seq, event, ik, received_at FROM stepped)`);
+  }
+  const saved = [...ops, ...steps.map((s) => s.save)];
+  const transitions = saved.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
     ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
       SELECT * FROM ${unnest(values, [
@@ -106,7 +137,7 @@ export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): {
         ['bigint', transitions.map((t) => t.at)],
       ])})`);
   }
-  const timerOps = states.filter((o) => o.timers !== undefined);
+  const timerOps = [...states, ...steps.map((s) => s.save)].filter((o) => o.timers !== undefined);
   if (timerOps.length) {
     // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
     // touch different rows, as sub-statements of one statement must.
@@ -129,9 +160,10 @@ export function groupCommit(node: string, appends: AppendOp[], ops: SaveOp[]): {
     }
   }
   if (!ctes.length) return undefined;
-  if (states.length) {
-    values.push(states.length);
-    outputs.push(`actor_writes_refused($${values.length}::int, (SELECT count(*) FROM saved)) AS refused`);
+  if (states.length || steps.length) {
+    values.push(states.length + steps.length);
+    const written = [states.length ? '(SELECT count(*) FROM saved)' : '', steps.length ? '(SELECT count(*) FROM stepped_rows)' : ''].filter(Boolean).join(' + ');
+    outputs.push(`actor_writes_refused($${values.length}::int, ${written}) AS refused`);
   }
   // The text depends only on which parts are present: a few variants, each prepared once.
   // (Named by the parts' initials: PostgreSQL cuts statement names at 63 characters.)

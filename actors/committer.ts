@@ -10,6 +10,25 @@ export interface AppendOp {
   eventJson: string;
   idempotencyKey: string | undefined;
   receivedAt: number;
+  /** Processing the event in the batch that appends it, when its actor is free to. */
+  inline?: InlineStep;
+}
+
+/**
+ * An event to a resident actor of this node with nothing else queued is processed right before
+ * the batch that appends it is written: the event, the state it leads to and its transitions
+ * are then committed by one write of the actor's row instead of two (append, then save), and
+ * the event is never acknowledged unless its state is stored with it.
+ */
+export interface InlineStep {
+  /**
+   * Steps the actor with the event. Returns the save to write with it (its `processedSeq` is
+   * the event's seq), or undefined when the actor is no longer free (the event is then appended
+   * alone and processed after its commit, as any other).
+   */
+  apply(): SaveOp | undefined;
+  /** The batch was committed (true), or nothing of it was written (false: the step is undone). */
+  settle(committed: boolean): void;
 }
 
 /**
@@ -17,7 +36,7 @@ export interface AppendOp {
  * `owner` the node that owns the actor, and `ownerAlive` whether that node is alive (so an
  * event for an actor of another live node is that node's to process).
  */
-export type AppendOutcome = { seq: number; duplicate: boolean; owner: string | null; ownerAlive: boolean };
+export type AppendOutcome = { seq: number; duplicate: boolean; owner: string | null; ownerAlive: boolean; processed?: boolean };
 
 export interface TransitionRecord {
   seq: number | null;
@@ -134,14 +153,22 @@ export class Committer {
 
   private async flush(appends: Waiting<AppendOp, AppendOutcome>[], saves: Waiting<SaveOp, void>[]): Promise<void> {
     let outcomes: AppendOutcome[];
+    let ops = appends.map((w) => w.op);
     for (let attempt = 1; ; attempt++) {
+      const stepped = new Set<AppendOp>();
       try {
-        outcomes = await this.write(appends.map((w) => w.op), saves.map((w) => w.op));
+        outcomes = await this.write(ops, saves.map((w) => w.op), stepped);
+        for (const op of stepped) op.inline!.settle(true);
         break;
       } catch (err) {
+        // Nothing was written. Steps taken for this batch are undone, and its events go again
+        // as plain appends: a step refused because another writer got to the actor first must
+        // not fail the other events of the batch.
+        for (const op of stepped) op.inline!.settle(false);
+        if (stepped.size) ops = ops.map((op) => (stepped.has(op) ? { ...op, inline: undefined } : op));
         // Another node stored a send with the same idempotency key between this batch's read
-        // of the keys and its write. Nothing was written: read again, and answer it as a resend.
-        if (isKeyRace(err) && attempt < 3) continue;
+        // of the keys and its write: read again, and answer it as a resend.
+        if ((isKeyRace(err) || stepped.size) && attempt < 3) continue;
         for (const w of [...appends, ...saves]) w.reject(refusal(err));
         return;
       }
@@ -153,37 +180,54 @@ export class Committer {
     for (const w of saves) w.resolve();
   }
 
-  private async write(appends: AppendOp[], saves: SaveOp[]): Promise<AppendOutcome[]> {
+  private async write(appends: AppendOp[], saves: SaveOp[], stepped: Set<AppendOp>): Promise<AppendOutcome[]> {
     // No other transaction of this committer touches these actors, so reading their
     // idempotency keys before the write is as good as reading them inside it.
     const earlier = await earlierSends(this.db, appends);
     // Only events that are really new get a seq, so seqs stay dense. A key sent twice in this
-    // batch is answered with the seq its first send gets.
-    const fresh: AppendOp[] = [];
-    const firstInBatch = new Map<string, number>();
-    const plan = appends.map((op) => {
+    // batch is answered with the seq its first send gets. A new event whose actor is free is
+    // processed now, and written with its state (its seq is the one after the actor's last).
+    const plain: AppendOp[] = [];
+    const steps: { op: AppendOp; save: SaveOp }[] = [];
+    const firstInBatch = new Map<string, Planned>();
+    const plan = appends.map((op): Planned => {
       const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
       const seen = id === undefined ? undefined : earlier.get(id);
-      if (seen !== undefined) return { seq: seen };
-      const inBatch = id === undefined ? undefined : firstInBatch.get(id);
-      if (inBatch !== undefined) return { sameAs: inBatch };
-      fresh.push(op);
-      if (id !== undefined) firstInBatch.set(id, fresh.length - 1);
-      return { fresh: fresh.length - 1 };
+      if (seen !== undefined) return { seq: seen, duplicate: true };
+      const first = id === undefined ? undefined : firstInBatch.get(id);
+      if (first !== undefined) return { ...first, duplicate: true };
+      const save = op.inline?.apply();
+      let planned: Planned;
+      if (save) {
+        stepped.add(op);
+        steps.push({ op, save });
+        planned = { seq: save.processedSeq, duplicate: false, processed: true };
+      } else {
+        plain.push(op);
+        planned = { row: plain.length - 1, duplicate: false };
+      }
+      if (id !== undefined) firstInBatch.set(id, planned);
+      return planned;
     });
-    const statement = groupCommit(this.node, fresh, saves);
+    const statement = groupCommit(this.node, plain, saves, steps);
     const written = statement ? (await this.db.query<CommitRow>(statement.text, statement.values, statement.name)).rows[0] : undefined;
     const live = new Set(written?.live ?? []);
     const rows = written?.appended ?? [];
     return plan.map((p) => {
-      if ('seq' in p) return { seq: p.seq!, duplicate: true, owner: null, ownerAlive: false };
-      const row = rows[(p.fresh ?? p.sameAs)!]!;
+      if (p.row === undefined) {
+        // A resend of an earlier event has no owner to report; a processed one is this node's.
+        const owner = p.processed && !p.duplicate ? this.node : null;
+        return { seq: p.seq!, duplicate: p.duplicate, owner, ownerAlive: owner !== null, ...(p.processed && !p.duplicate ? { processed: true } : {}) };
+      }
+      const row = rows[p.row]!;
       const owner = row.owner;
-      return { seq: row.seq, duplicate: 'sameAs' in p, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
+      return { seq: row.seq, duplicate: p.duplicate, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
     });
   }
 }
 
+/** How an append of a batch is answered: a known seq, or the row its plain append returns. */
+type Planned = { duplicate: boolean; seq?: number; row?: number; processed?: boolean };
 
 /**
  * Removes from `queue` up to `max` ops of actors not in `busy` (nor `exclude`), in queue order, and marks

@@ -1,13 +1,13 @@
 import type { Db } from '../storage/db.ts';
 import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
-import type { Committer, TransitionRecord } from './committer.ts';
+import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
 import { Entry, type StepResult } from './entry.ts';
 import { errInfo, PayloadTooLargeError, RuntimeError, UnavailableError } from './errors.ts';
 import { redact } from './redact.ts';
 import * as store from './store.ts';
 import type { RuntimeLogger, RuntimeStats } from './system.ts';
-import type { ActorView, ResolvedActorType } from './types.ts';
+import type { ActorEvent, ActorView, ResolvedActorType } from './types.ts';
 
 const RETRY_MS = 1000;
 
@@ -153,7 +153,6 @@ export class Residents {
 
   private async drainLoop(entry: Entry): Promise<void> {
     if (!entry.activation && !(await this.activate(entry))) return;
-    const act = entry.activation!;
     const transitions: TransitionRecord[] = [];
     // The snapshot JSON just checked against the bound, while it is still the current state.
     let current: string | undefined;
@@ -164,34 +163,93 @@ export class Residents {
       }
       const { seq, event } = entry.inbox.shift()!;
       if (seq <= entry.appliedSeq) continue;
-      transitions.push(...act.takeSpontaneous());
-      const out = act.step(event);
-      current = undefined;
-      let error: Error | undefined;
-      let accepted = out.accepted;
-      let to = out.to;
-      if (accepted) {
-        const json = JSON.stringify(act.persisted());
-        if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
-          error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
-          this.revert(entry);
-          accepted = false;
-          to = out.from;
-        } else {
-          entry.lastGoodJson = current = json;
-        }
-      }
-      entry.appliedSeq = seq;
-      this.o.stats.processed++;
-      if (!accepted) this.o.stats.notAccepted++;
-      transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.o.clock.now() });
-      if (entry.wants(seq)) {
-        const result: StepResult = { accepted, state: to, view: this.liveView(entry) };
-        if (error) result.error = error;
-        entry.processed(seq, result);
-      }
+      const step = this.step(entry, seq, event, transitions);
+      current = step.json;
+      if (entry.wants(seq)) entry.processed(seq, step.result());
     }
     this.save(entry, transitions, current);
+  }
+
+  /**
+   * Feeds one journal event to the live activation and records its transition. `json` is the
+   * new snapshot as checked against the bound (undefined when the state did not change).
+   */
+  private step(entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[]) {
+    const act = entry.activation!;
+    transitions.push(...act.takeSpontaneous());
+    const out = act.step(event);
+    let json: string | undefined;
+    let error: Error | undefined;
+    let accepted = out.accepted;
+    let to = out.to;
+    if (accepted) {
+      json = JSON.stringify(act.persisted());
+      if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
+        error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
+        this.revert(entry);
+        json = undefined;
+        accepted = false;
+        to = out.from;
+      } else {
+        entry.lastGoodJson = json;
+      }
+    }
+    entry.appliedSeq = seq;
+    this.o.stats.processed++;
+    if (!accepted) this.o.stats.notAccepted++;
+    transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.o.clock.now() });
+    return {
+      json,
+      result: (): StepResult => ({ accepted, state: to, view: this.liveView(entry), ...(error ? { error } : {}) }),
+    };
+  }
+
+  /**
+   * Processing `event` in the batch that appends it (see {@link InlineStep}): possible while the
+   * actor is resident and has nothing else queued, applied, unsaved or being appended. Until
+   * the batch settles the entry counts as draining, so nothing else processes or saves it.
+   */
+  inlineStep(entry: Entry, event: ActorEvent, wait: boolean): InlineStep & { result?: StepResult } {
+    let seq = 0;
+    const inline: InlineStep & { result?: StepResult } = {
+      apply: () => {
+        const free =
+          entry.activation &&
+          !entry.draining &&
+          !entry.inbox.length &&
+          !entry.pendingSaves &&
+          entry.inflightAppends === 1 &&
+          entry.appliedSeq === entry.lastSeq &&
+          entry.processedSeq === entry.appliedSeq &&
+          this.entries.get(entry.id) === entry &&
+          !this.o.stopping();
+        if (!free) return undefined;
+        entry.draining = true;
+        seq = entry.lastSeq = entry.lastSeq + 1;
+        const transitions: TransitionRecord[] = [];
+        const step = this.step(entry, seq, event, transitions);
+        if (wait) inline.result = step.result();
+        return this.saveOp(entry, transitions, step.json);
+      },
+      settle: (committed) => {
+        entry.draining = false;
+        if (committed) {
+          entry.committed(seq);
+          entry.lastActive = this.o.clock.now();
+          if (entry.inbox.length) this.drain(entry);
+          else if (entry.activation?.hasSpontaneous) this.save(entry, []);
+          return;
+        }
+        // Memory is ahead of storage: start again from the stored state.
+        delete inline.result;
+        entry.activation?.stop();
+        entry.activation = undefined;
+        entry.preloaded = undefined;
+        entry.lastSeq = entry.appliedSeq = entry.processedSeq;
+        if (this.entries.get(entry.id) === entry && !this.o.stopping()) this.drain(entry, true);
+      },
+    };
+    return inline;
   }
 
   /** Brings the actor into memory; false when another live node owns it (the entry is dropped). */
@@ -246,31 +304,13 @@ export class Residents {
   }
 
   private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
-    const act = entry.activation;
-    if (!act) return;
-    const spontaneous = act.takeSpontaneous();
-    transitions.push(...spontaneous);
-    const seq = entry.appliedSeq;
-    const timers = act.timersIfChanged();
-    if (!transitions.length && timers === undefined && seq === entry.processedSeq) return;
+    if (!entry.activation) return;
+    const op = this.saveOp(entry, transitions, snapshotJson);
+    if (!op.transitions.length && op.timers === undefined && op.processedSeq === entry.processedSeq) return;
     entry.pendingSaves++;
-    entry.lastActive = this.o.clock.now();
-    const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
-    // What is saved is the state to go back to if a later step outgrows the bound.
-    entry.lastGoodJson = json;
+    const seq = op.processedSeq;
     this.o.committer
-      .save({
-        type: entry.def.name,
-        key: entry.key,
-        epoch: entry.epoch,
-        snapshotJson: json,
-        state: act.state,
-        status: act.snapshot.status,
-        processedSeq: seq,
-        effectsInFlight: act.busy,
-        transitions,
-        timers,
-      })
+      .save(op)
       .then(
         () => entry.committed(seq),
         (err) => {
@@ -284,6 +324,29 @@ export class Residents {
         },
       )
       .finally(() => entry.pendingSaves--);
+  }
+
+  /** The state to write for the live activation: up to `appliedSeq`, with the transitions since the last save. */
+  private saveOp(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): SaveOp {
+    const act = entry.activation!;
+    const spontaneous = act.takeSpontaneous();
+    transitions.push(...spontaneous);
+    entry.lastActive = this.o.clock.now();
+    const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
+    // What is saved is the state to go back to if a later step outgrows the bound.
+    entry.lastGoodJson = json;
+    return {
+      type: entry.def.name,
+      key: entry.key,
+      epoch: entry.epoch,
+      snapshotJson: json,
+      state: act.state,
+      status: act.snapshot.status,
+      processedSeq: entry.appliedSeq,
+      effectsInFlight: act.busy,
+      transitions,
+      timers: act.timersIfChanged(),
+    };
   }
 
   liveView(entry: Entry): ActorView {

@@ -216,7 +216,9 @@ export class ActorSystem {
     entry.inflightAppends++;
     entry.lastActive = this.clock.now();
     try {
-      const op = { type, key, event, eventJson, idempotencyKey: opts.idempotencyKey, receivedAt: this.clock.now() };
+      // A resident actor with nothing else queued processes the event in the batch that stores it.
+      const inline = entry.activation ? this.residents.inlineStep(entry, event, wait) : undefined;
+      const op = { type, key, event, eventJson, idempotencyKey: opts.idempotencyKey, receivedAt: this.clock.now(), inline };
       let outcome;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -235,6 +237,7 @@ export class ActorSystem {
         return { result, entry, done: undefined };
       }
       this.stats.appended++;
+      if (outcome.processed) return { result, entry, done: inline?.result ? Promise.resolve(inline.result) : undefined };
       entry.lastSeq = Math.max(entry.lastSeq, result.seq);
       if (outcome.owner !== this.node && outcome.ownerAlive) {
         // Another live node owns the actor and was notified; it processes the event.

@@ -127,6 +127,54 @@ describe.each(variants)('actor system on real Postgres (%s)', (variant) => {
     await small.stop();
   });
 
+  it('commits an event to a resident actor together with the state it leads to', async () => {
+    await system.sendAndWait('tally', 'I-1', { type: 'add', id: 'e1', amount: 1 });
+    await system.idleDrains();
+    const flushes = system.committer.stats.flushes;
+    const sent = await system.send('tally', 'I-1', { type: 'add', id: 'e2', amount: 2 });
+    expect(sent).toEqual({ seq: 2, duplicate: false });
+    // Acknowledged, and its state is stored already: one write, no save after it.
+    const row = async () =>
+      (await t.db.query<{ last_seq: number; processed_seq: number; snapshot: { context: { total: number } } }>(
+        `SELECT last_seq, processed_seq, snapshot FROM actors WHERE type = 'tally' AND key = 'I-1'`,
+      )).rows[0]!;
+    expect(await row()).toMatchObject({ last_seq: 2, processed_seq: 2, snapshot: { context: { total: 3 } } });
+    await system.idleDrains();
+    expect(system.committer.stats.flushes - flushes).toBe(1);
+    const waited = await system.sendAndWait('tally', 'I-1', { type: 'add', id: 'e3', amount: 4 });
+    expect(waited).toMatchObject({ seq: 3, state: 'open', snapshot: { context: { total: 7, applied: ['e1', 'e2', 'e3'] } } });
+    expect(await row()).toMatchObject({ last_seq: 3, processed_seq: 3 });
+    await expect(system.sendAndWait('tally', 'I-1', { type: 'reopen' })).rejects.toBeInstanceOf(NotAcceptedError);
+    const history = await system.history('tally', 'I-1');
+    expect(history.map((h) => [h.seq, h.event, h.accepted])).toEqual([
+      [null, 'xstate.init', true],
+      [1, 'add', true],
+      [2, 'add', true],
+      [3, 'add', true],
+      [4, 'reopen', false],
+    ]);
+  });
+
+  it('undoes a step another writer got ahead of, and appends the event after that writer\'s', async () => {
+    await system.sendAndWait('tally', 'I-2', { type: 'add', id: 'e1', amount: 1 });
+    await system.idleDrains();
+    // Another node's append to this actor whose NOTIFY was lost: this node's idea of the last
+    // seq is behind, so the step it takes for its next event is refused by the write.
+    await t.db.query(`INSERT INTO journal (type, key, seq, event, received_at) VALUES ('tally', 'I-2', 2, '{"type":"add","id":"b1","amount":5}', 0)`);
+    await t.db.query(`UPDATE actors SET last_seq = 2 WHERE type = 'tally' AND key = 'I-2'`);
+    const sent = await system.send('tally', 'I-2', { type: 'add', id: 'e3', amount: 10 });
+    expect(sent).toEqual({ seq: 3, duplicate: false });
+    await clock.settle!();
+    const view = await system.get('tally', 'I-2');
+    expect(view).toMatchObject({ processedSeq: 3, lastSeq: 3, context: { total: 16, applied: ['e1', 'b1', 'e3'] } });
+    const history = await system.history('tally', 'I-2');
+    expect(history.filter((h) => h.seq !== null).map((h) => [h.seq, h.accepted])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+  });
+
   it('lists actors by type and state with paging', async () => {
     for (const k of ['L-1', 'L-2', 'L-3', 'L-4']) await system.send('tally', k, { type: 'add', id: k, amount: 1 });
     await system.sendAndWait('tally', 'L-2', { type: 'close' });
