@@ -1,4 +1,4 @@
-import { createActor, type AnyActor, type AnyMachineSnapshot, type InspectionEvent } from 'xstate';
+import { createActor, type AnyActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode, type InspectionEvent } from 'xstate';
 import type { Clock } from './clock.ts';
 import type { TransitionRecord } from './committer.ts';
 import { stateName } from './redact.ts';
@@ -65,11 +65,18 @@ export class Activation {
     return stateName(this.snapshot.value);
   }
 
-  /** Feeds one event; synchronous, so one event is handled at a time. */
-  step(event: ActorEvent): StepOutcome {
+  /**
+   * Feeds one event; synchronous, so one event is handled at a time. With `withoutEffects`, an
+   * event whose step might start an invoked effect is not fed, and undefined is returned.
+   */
+  step(event: ActorEvent, { withoutEffects = false } = {}): StepOutcome | undefined {
     const from = this.state;
     const snap = this.snapshot;
-    if (snap.status !== 'active' || !snap.can(event as any)) return { accepted: false, from, to: from };
+    if (snap.status !== 'active') return { accepted: false, from, to: from };
+    // What `snapshot.can(event)` asks, kept to look at the transitions themselves.
+    const transitions = snap.machine.getTransitionData(snap as any, event as any);
+    if (!transitions.some((t) => t.target !== undefined || t.actions.length)) return { accepted: false, from, to: from };
+    if (withoutEffects && mayStartEffects(snap.machine, transitions)) return undefined;
     this.inStep = true;
     try {
       this.actor.send(event as any);
@@ -145,3 +152,41 @@ function signature(timers: PendingTimer[]): string {
     .sort()
     .join('|');
 }
+
+/** Where a machine's definition lets effects start, read once per machine. */
+const shapes = new WeakMap<AnyStateMachine, { invokes: boolean; eventless: boolean }>();
+
+function shapeOf(machine: AnyStateMachine): { invokes: boolean; eventless: boolean } {
+  let shape = shapes.get(machine);
+  if (!shape) {
+    shape = { invokes: false, eventless: false };
+    const visit = (node: AnyStateNode) => {
+      if (node.invoke.length) shape!.invokes = true;
+      if (node.always?.length) shape!.eventless = true;
+      for (const child of Object.values(node.states ?? {})) visit(child);
+    };
+    visit(machine.root);
+    shapes.set(machine, shape);
+  }
+  return shape;
+}
+
+/**
+ * Whether taking these transitions might start an invoked effect, erring on the side of yes:
+ * one that spawns, one that enters or re-enters states of a machine with invocations, or any
+ * step of a machine with invocations and eventless transitions (a changed context may take one
+ * into an invoking state).
+ */
+function mayStartEffects(machine: AnyStateMachine, transitions: readonly { target?: unknown; actions: readonly unknown[] }[]): boolean {
+  const shape = shapeOf(machine);
+  if (shape.invokes && shape.eventless) return true;
+  const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
+  const spawns = (action: unknown): boolean => {
+    const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
+    const impl = typeof action === 'function' ? action : typeof named === 'string' ? implementations[named] : undefined;
+    const kind = (impl as { type?: unknown } | undefined)?.type;
+    return kind === 'xstate.spawnChild' || kind === 'xstate.enqueueActions';
+  };
+  return transitions.some((t) => (shape.invokes && t.target !== undefined) || t.actions.some(spawns));
+}
+

@@ -85,7 +85,9 @@ export class Committer {
   private readonly inFlight = new Set<Promise<void>>();
   private scheduled = false;
   /** Flushes so far and ops they carried, for metrics and benchmarks. */
-  readonly stats = { flushes: 0, appends: 0, saves: 0 };
+  readonly stats = { flushes: 0, appends: 0, saves: 0, keyRetries: 0 };
+  /** Until when batches read their idempotency keys before writing (see flush). */
+  private readKeysUntil = 0;
 
   constructor(
     private readonly db: Db,
@@ -154,10 +156,15 @@ export class Committer {
   private async flush(appends: Waiting<AppendOp, AppendOutcome>[], saves: Waiting<SaveOp, void>[]): Promise<void> {
     let outcomes: AppendOutcome[];
     let ops = appends.map((w) => w.op);
+    // Resends are rare: a batch is written without first reading whether its idempotency keys
+    // were seen, and the journal's unique key refuses it if one was. Then it is written again
+    // after the read, as are the batches of the next second (resends come in bursts, e.g. after
+    // a crash).
+    let readKeys = performance.now() < this.readKeysUntil;
     for (let attempt = 1; ; attempt++) {
       const stepped = new Set<AppendOp>();
       try {
-        outcomes = await this.write(ops, saves.map((w) => w.op), stepped);
+        outcomes = await this.write(ops, saves.map((w) => w.op), stepped, readKeys);
         for (const op of stepped) op.inline!.settle(true);
         break;
       } catch (err) {
@@ -166,9 +173,15 @@ export class Committer {
         // not fail the other events of the batch.
         for (const op of stepped) op.inline!.settle(false);
         if (stepped.size) ops = ops.map((op) => (stepped.has(op) ? { ...op, inline: undefined } : op));
-        // Another node stored a send with the same idempotency key between this batch's read
-        // of the keys and its write: read again, and answer it as a resend.
-        if ((isKeyRace(err) || stepped.size) && attempt < 3) continue;
+        // A key seen before, or stored by another node's send of the same key between this
+        // batch's read of the keys and its write: read them, and answer those as resends.
+        const keyRefused = isKeyRace(err);
+        if (keyRefused) {
+          this.stats.keyRetries++;
+          readKeys = true;
+          this.readKeysUntil = performance.now() + 1000;
+        }
+        if ((keyRefused || stepped.size) && attempt < 4) continue;
         for (const w of [...appends, ...saves]) w.reject(refusal(err));
         return;
       }
@@ -180,10 +193,10 @@ export class Committer {
     for (const w of saves) w.resolve();
   }
 
-  private async write(appends: AppendOp[], saves: SaveOp[], stepped: Set<AppendOp>): Promise<AppendOutcome[]> {
+  private async write(appends: AppendOp[], saves: SaveOp[], stepped: Set<AppendOp>, readKeys: boolean): Promise<AppendOutcome[]> {
     // No other transaction of this committer touches these actors, so reading their
     // idempotency keys before the write is as good as reading them inside it.
-    const earlier = await earlierSends(this.db, appends);
+    const earlier = readKeys ? await earlierSends(this.db, appends) : new Map<string, number>();
     // Only events that are really new get a seq, so seqs stay dense. A key sent twice in this
     // batch is answered with the seq its first send gets. A new event whose actor is free is
     // processed now, and written with its state (its seq is the one after the actor's last).

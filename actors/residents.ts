@@ -76,10 +76,14 @@ export class Residents {
 
   /** Waits until nothing is being processed or saved (tests, shutdown). */
   async idleDrains(): Promise<void> {
-    for (let i = 0; i < 10_000; i++) {
+    // Bounded in time, not in turns: a save waits on a round trip that a loaded machine makes
+    // slow. (With storage down, processing retries every second; stopping does not wait long.)
+    const deadline = performance.now() + 5_000;
+    while (performance.now() < deadline) {
       const busy = [...this.entries.values()].some((e) => e.draining || e.inbox.length || e.pendingSaves);
       if (!busy) return;
-      await new Promise((r) => setImmediate(r));
+      if (this.o.committer.busy) await this.o.committer.drain();
+      else await new Promise((r) => setTimeout(r, 1));
     }
   }
 
@@ -163,7 +167,7 @@ export class Residents {
       }
       const { seq, event } = entry.inbox.shift()!;
       if (seq <= entry.appliedSeq) continue;
-      const step = this.step(entry, seq, event, transitions);
+      const step = this.step(entry, seq, event, transitions)!;
       current = step.json;
       if (entry.wants(seq)) entry.processed(seq, step.result());
     }
@@ -174,10 +178,11 @@ export class Residents {
    * Feeds one journal event to the live activation and records its transition. `json` is the
    * new snapshot as checked against the bound (undefined when the state did not change).
    */
-  private step(entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[]) {
+  private step(entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[], withoutEffects = false) {
     const act = entry.activation!;
+    const out = act.step(event, { withoutEffects });
+    if (!out) return undefined;
     transitions.push(...act.takeSpontaneous());
-    const out = act.step(event);
     let json: string | undefined;
     let error: Error | undefined;
     let accepted = out.accepted;
@@ -224,10 +229,12 @@ export class Residents {
           this.entries.get(entry.id) === entry &&
           !this.o.stopping();
         if (!free) return undefined;
+        const transitions: TransitionRecord[] = [];
+        // An effect must not start before its event is stored: such a step waits for the commit.
+        const step = this.step(entry, entry.lastSeq + 1, event, transitions, true);
+        if (!step) return undefined;
         entry.draining = true;
         seq = entry.lastSeq = entry.lastSeq + 1;
-        const transitions: TransitionRecord[] = [];
-        const step = this.step(entry, seq, event, transitions);
         if (wait) inline.result = step.result();
         return this.saveOp(entry, transitions, step.json);
       },

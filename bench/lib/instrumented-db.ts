@@ -19,7 +19,7 @@ export interface DbCounters {
 }
 
 /** The committer's statements: its one-statement batch write and its idempotency-key read. */
-const GROUP_COMMIT = /^(WITH (input|saved) AS|SELECT j\.type, j\.key, j\.idempotency_key)/;
+const GROUP_COMMIT = /^(WITH (input|saved|stepped) AS|SELECT j\.type, j\.key, j\.idempotency_key)/;
 
 /** Wraps a Db to count its round trips and time its transactions (nothing else changes). */
 export function instrumentDb(db: Db): { db: Db; counters: DbCounters } {

@@ -23,6 +23,21 @@ const jobMachine = setup({
   },
 });
 
+/** `ping` only counts; `go` invokes an effect that reports whether `go` was stored when it started. */
+const probeMachine = setup({
+  types: {} as { context: { pings: number; storedWhenStarted: number | null }; events: { type: 'ping' } | { type: 'go' } },
+  actors: { work: fromPromise<number>(async () => -1) },
+}).createMachine({
+  id: 'probe',
+  context: { pings: 0, storedWhenStarted: null },
+  initial: 'idle',
+  states: {
+    idle: { on: { ping: { actions: assign({ pings: ({ context }) => context.pings + 1 }) }, go: 'working' } },
+    working: { invoke: { src: 'work', onDone: { target: 'done', actions: assign({ storedWhenStarted: ({ event }) => event.output }) } } },
+    done: {},
+  },
+});
+
 describe('at-least-once effects', () => {
   let t: TestDb;
   beforeEach(async () => {
@@ -37,6 +52,28 @@ describe('at-least-once effects', () => {
     system.register({ name: 'job', machine: jobMachine.provide({ actors: { work: fromPromise(work) } }), events: { go: z.strictObject({}) }, idleTimeoutMs: 1000 });
     return system;
   }
+
+  it('starts an effect only once the event that asks for it is stored', async () => {
+    const db = t.reopen();
+    const system = new ActorSystem({ db, clock: new ManualClock(0) });
+    const work = fromPromise<number>(async () => {
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM journal WHERE key = 'P-1' AND event->>'type' = 'go'`);
+      return rows[0].n;
+    });
+    system.register({ name: 'probe', machine: probeMachine.provide({ actors: { work } }), events: { ping: z.strictObject({}), go: z.strictObject({}) } });
+    await system.start();
+    await system.sendAndWait('probe', 'P-1', { type: 'ping' });
+    // Resident now: a step that starts no effect is committed with its event in one write...
+    await system.send('probe', 'P-1', { type: 'ping' });
+    const { rows } = await t.db.query(`SELECT processed_seq FROM actors WHERE key = 'P-1'`);
+    expect(rows[0].processed_seq).toBe(2);
+    // ...but one that starts an effect is taken only after its event is committed.
+    await system.send('probe', 'P-1', { type: 'go' });
+    for (let i = 0; i < 200 && (await system.get('probe', 'P-1')).state !== 'done'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await system.get('probe', 'P-1')).context).toMatchObject({ pings: 2, storedWhenStarted: 1 });
+    await system.stop();
+    await db.close();
+  });
 
   it('runs an effect that was in flight when the process died again on the next start', async () => {
     let calls = 0;
