@@ -28,7 +28,7 @@ export async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<strin
   return earlier;
 }
 
-type Column = [name: string, type: 'text' | 'bigint' | 'bool' | 'jsonb', data: unknown[]];
+type Column<T> = [name: string, type: 'text' | 'bigint' | 'bool' | 'jsonb', value: (row: T) => unknown];
 
 /**
  * A batch's rows as one JSON parameter (pushed onto `values`), read back as typed columns by
@@ -40,14 +40,14 @@ type Column = [name: string, type: 'text' | 'bigint' | 'bool' | 'jsonb', data: u
  * makes a prepared statement's plan scan the whole table; a LIMIT by a parameter (the exact
  * count, so it cuts nothing) makes the guess small enough for index lookups at any size.
  */
-function recordset(values: unknown[], alias: string, columns: Column[], ordinality?: string): string {
-  const n = columns[0]![2].length;
+function recordset<T>(values: unknown[], alias: string, data: readonly T[], columns: Column<T>[], ordinality?: string): string {
+  const n = data.length;
   const rows: string[] = new Array(n);
   for (let i = 0; i < n; i++) {
     let row = '{';
     for (let c = 0; c < columns.length; c++) {
-      const [name, type, data] = columns[c]!;
-      const v = data[i];
+      const [name, type, value] = columns[c]!;
+      const v = value(data[i]!);
       row += `${c ? ',' : ''}"${name}":${v == null ? 'null' : type === 'jsonb' ? (v as string) : type === 'text' ? JSON.stringify(v) : String(v)}`;
     }
     rows[i] = `${row}}`;
@@ -79,12 +79,12 @@ export function groupCommit(
   if (appends.length) {
     // Seqs come from the actor row, locked by the upsert until commit, so appends from several
     // nodes to one actor queue up there and never collide; a new actor is this node's.
-    ctes.push(`input AS (SELECT * FROM ${recordset(values, 'i', [
-      ['type', 'text', appends.map((o) => o.type)],
-      ['key', 'text', appends.map((o) => o.key)],
-      ['event', 'jsonb', appends.map((o) => o.eventJson)],
-      ['ik', 'text', appends.map((o) => o.idempotencyKey)],
-      ['received_at', 'bigint', appends.map((o) => o.receivedAt)],
+    ctes.push(`input AS (SELECT * FROM ${recordset(values, 'i', appends, [
+      ['type', 'text', (o) => o.type],
+      ['key', 'text', (o) => o.key],
+      ['event', 'jsonb', (o) => o.eventJson],
+      ['ik', 'text', (o) => o.idempotencyKey],
+      ['received_at', 'bigint', (o) => o.receivedAt],
     ], 'n')})`);
     ctes.push(`counts AS (SELECT type, key, count(*) AS c FROM input GROUP BY type, key)`);
     ctes.push(`bumped AS (INSERT INTO actors AS a (type, key, last_seq, owner_node) SELECT type, key, c, $1 FROM counts
@@ -114,15 +114,15 @@ export function groupCommit(
   if (states.length) {
     ctes.push(`saved AS (UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
           processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
-      FROM ${recordset(values, 'v', [
-        ['type', 'text', states.map((o) => o.type)],
-        ['key', 'text', states.map((o) => o.key)],
-        ['snapshot', 'jsonb', states.map((o) => o.snapshotJson)],
-        ['state', 'text', states.map((o) => o.state)],
-        ['status', 'text', states.map((o) => o.status)],
-        ['seq', 'bigint', states.map((o) => o.processedSeq)],
-        ['epoch', 'bigint', states.map((o) => o.epoch)],
-        ['busy', 'bool', states.map((o) => o.effectsInFlight)],
+      FROM ${recordset(values, 'v', states, [
+        ['type', 'text', (o) => o.type],
+        ['key', 'text', (o) => o.key],
+        ['snapshot', 'jsonb', (o) => o.snapshotJson],
+        ['state', 'text', (o) => o.state],
+        ['status', 'text', (o) => o.status],
+        ['seq', 'bigint', (o) => o.processedSeq],
+        ['epoch', 'bigint', (o) => o.epoch],
+        ['busy', 'bool', (o) => o.effectsInFlight],
       ])}
       WHERE a.type = v.type AND a.key = v.key AND a.owner_node = $1 AND a.owner_epoch = v.epoch RETURNING 1)`);
   }
@@ -131,18 +131,18 @@ export function groupCommit(
     // leads to in one update of the row. The row must still be this node's under the epoch the
     // step ran on, and hold no event the step did not see; otherwise the whole batch is refused
     // (below) and goes again as plain appends.
-    ctes.push(`stepped AS (SELECT * FROM ${recordset(values, 's', [
-      ['type', 'text', steps.map((s) => s.op.type)],
-      ['key', 'text', steps.map((s) => s.op.key)],
-      ['seq', 'bigint', steps.map((s) => s.save.processedSeq)],
-      ['event', 'jsonb', steps.map((s) => s.op.eventJson)],
-      ['ik', 'text', steps.map((s) => s.op.idempotencyKey)],
-      ['received_at', 'bigint', steps.map((s) => s.op.receivedAt)],
-      ['snapshot', 'jsonb', steps.map((s) => s.save.snapshotJson)],
-      ['state', 'text', steps.map((s) => s.save.state)],
-      ['status', 'text', steps.map((s) => s.save.status)],
-      ['epoch', 'bigint', steps.map((s) => s.save.epoch)],
-      ['busy', 'bool', steps.map((s) => s.save.effectsInFlight)],
+    ctes.push(`stepped AS (SELECT * FROM ${recordset(values, 's', steps, [
+      ['type', 'text', (s) => s.op.type],
+      ['key', 'text', (s) => s.op.key],
+      ['seq', 'bigint', (s) => s.save.processedSeq],
+      ['event', 'jsonb', (s) => s.op.eventJson],
+      ['ik', 'text', (s) => s.op.idempotencyKey],
+      ['received_at', 'bigint', (s) => s.op.receivedAt],
+      ['snapshot', 'jsonb', (s) => s.save.snapshotJson],
+      ['state', 'text', (s) => s.save.state],
+      ['status', 'text', (s) => s.save.status],
+      ['epoch', 'bigint', (s) => s.save.epoch],
+      ['busy', 'bool', (s) => s.save.effectsInFlight],
     ])})`);
     ctes.push(`stepped_rows AS (UPDATE actors a SET last_seq = s.seq, snapshot = s.snapshot, state = s.state, status = s.status,
           processed_seq = s.seq, effects_in_flight = s.busy, updated_at = now()
@@ -151,36 +151,36 @@ export function groupCommit(
     ctes.push(`stepped_journal AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
       SELECT type, key, seq, event, ik, received_at FROM stepped)`);
   }
-  const saved = [...ops, ...steps.map((s) => s.save)];
-  const transitions = saved.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
+  const saved = steps.length ? [...ops, ...steps.map((s) => s.save)] : ops;
+  const transitions = saved.flatMap((o) => o.transitions.map((t) => [o, t] as const));
   if (transitions.length) {
     ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
-      SELECT type, key, seq, event_type, from_state, to_state, accepted, at FROM ${recordset(values, 't', [
-        ['type', 'text', transitions.map((t) => t.type)],
-        ['key', 'text', transitions.map((t) => t.key)],
-        ['seq', 'bigint', transitions.map((t) => t.seq)],
-        ['event_type', 'text', transitions.map((t) => t.eventType)],
-        ['from_state', 'text', transitions.map((t) => t.from)],
-        ['to_state', 'text', transitions.map((t) => t.to)],
-        ['accepted', 'bool', transitions.map((t) => t.accepted)],
-        ['at', 'bigint', transitions.map((t) => t.at)],
+      SELECT type, key, seq, event_type, from_state, to_state, accepted, at FROM ${recordset(values, 't', transitions, [
+        ['type', 'text', ([o]) => o.type],
+        ['key', 'text', ([o]) => o.key],
+        ['seq', 'bigint', ([, t]) => t.seq],
+        ['event_type', 'text', ([, t]) => t.eventType],
+        ['from_state', 'text', ([, t]) => t.from],
+        ['to_state', 'text', ([, t]) => t.to],
+        ['accepted', 'bool', ([, t]) => t.accepted],
+        ['at', 'bigint', ([, t]) => t.at],
       ])})`);
   }
-  const timerOps = [...states, ...steps.map((s) => s.save)].filter((o) => o.timers !== undefined);
+  const timerOps = (steps.length ? [...states, ...steps.map((s) => s.save)] : states).filter((o) => o.timers !== undefined);
   if (timerOps.length) {
     // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
     // touch different rows, as sub-statements of one statement must.
-    const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
-    const next = recordset(values, 'n', [
-      ['type', 'text', timers.map((t) => t.type)],
-      ['key', 'text', timers.map((t) => t.key)],
-      ['timer_id', 'text', timers.map((t) => t.id)],
-      ['event', 'jsonb', timers.map((t) => JSON.stringify(t.event))],
-      ['due_at', 'bigint', timers.map((t) => t.dueAt)],
+    const timers = timerOps.flatMap((o) => o.timers!.map((t) => [o, t] as const));
+    const next = recordset(values, 'n', timers, [
+      ['type', 'text', ([o]) => o.type],
+      ['key', 'text', ([o]) => o.key],
+      ['timer_id', 'text', ([, t]) => t.id],
+      ['event', 'jsonb', ([, t]) => JSON.stringify(t.event)],
+      ['due_at', 'bigint', ([, t]) => t.dueAt],
     ]);
     ctes.push(`next_timers AS (SELECT * FROM ${next})`);
     ctes.push(`cleared AS (DELETE FROM timers t
-      USING ${recordset(values, 'v', [['type', 'text', timerOps.map((o) => o.type)], ['key', 'text', timerOps.map((o) => o.key)]])}
+      USING ${recordset(values, 'v', timerOps, [['type', 'text', (o) => o.type], ['key', 'text', (o) => o.key]])}
       WHERE t.type = v.type AND t.key = v.key
         AND NOT EXISTS (SELECT 1 FROM next_timers n WHERE n.type = t.type AND n.key = t.key AND n.timer_id = t.timer_id))`);
     if (timers.length) {

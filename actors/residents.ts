@@ -211,52 +211,56 @@ export class Residents {
 
   /**
    * Processing `event` in the batch that appends it (see {@link InlineStep}): possible while the
-   * actor is resident and has nothing else queued, applied, unsaved or being appended. Until
-   * the batch settles the entry counts as draining, so nothing else processes or saves it.
+   * actor is resident and has nothing else queued, applied, unsaved or being appended, and the
+   * step starts no effect. Until the batch settles the entry counts as draining, so nothing
+   * else processes or saves it.
    */
-  inlineStep(entry: Entry, event: ActorEvent, wait: boolean): InlineStep & { result?: StepResult } {
-    let seq = 0;
-    const inline: InlineStep & { result?: StepResult } = {
-      apply: () => {
-        const free =
-          entry.activation &&
-          !entry.draining &&
-          !entry.inbox.length &&
-          !entry.pendingSaves &&
-          entry.inflightAppends === 1 &&
-          entry.appliedSeq === entry.lastSeq &&
-          entry.processedSeq === entry.appliedSeq &&
-          this.entries.get(entry.id) === entry &&
-          !this.o.stopping();
-        if (!free) return undefined;
-        const transitions: TransitionRecord[] = [];
-        // An effect must not start before its event is stored: such a step waits for the commit.
-        const step = this.step(entry, entry.lastSeq + 1, event, transitions, true);
-        if (!step) return undefined;
-        entry.draining = true;
-        seq = entry.lastSeq = entry.lastSeq + 1;
-        if (wait) inline.result = step.result();
-        return this.saveOp(entry, transitions, step.json);
-      },
-      settle: (committed) => {
-        entry.draining = false;
-        if (committed) {
-          entry.committed(seq);
-          entry.lastActive = this.o.clock.now();
-          if (entry.inbox.length) this.drain(entry);
-          else if (entry.activation?.hasSpontaneous) this.save(entry, []);
-          return;
-        }
-        // Memory is ahead of storage: start again from the stored state.
-        delete inline.result;
-        entry.activation?.stop();
-        entry.activation = undefined;
-        entry.preloaded = undefined;
-        entry.lastSeq = entry.appliedSeq = entry.processedSeq;
-        if (this.entries.get(entry.id) === entry && !this.o.stopping()) this.drain(entry, true);
-      },
-    };
-    return inline;
+  inlineStep(entry: Entry, event: ActorEvent, wait: boolean): InlineStepOf {
+    return new InlineStepOf(this, entry, event, wait);
+  }
+
+  /** {@link InlineStep.apply} of `s`. */
+  applyInline(s: InlineStepOf): SaveOp | undefined {
+    const { entry } = s;
+    const free =
+      entry.activation &&
+      !entry.draining &&
+      !entry.inbox.length &&
+      !entry.pendingSaves &&
+      entry.inflightAppends === 1 &&
+      entry.appliedSeq === entry.lastSeq &&
+      entry.processedSeq === entry.appliedSeq &&
+      this.entries.get(entry.id) === entry &&
+      !this.o.stopping();
+    if (!free) return undefined;
+    const transitions: TransitionRecord[] = [];
+    // An effect must not start before its event is stored: such a step waits for the commit.
+    const step = this.step(entry, entry.lastSeq + 1, s.event, transitions, true);
+    if (!step) return undefined;
+    entry.draining = true;
+    s.seq = entry.lastSeq = entry.lastSeq + 1;
+    if (s.wait) s.result = step.result();
+    return this.saveOp(entry, transitions, step.json);
+  }
+
+  /** {@link InlineStep.settle} of `s`. */
+  settleInline(s: InlineStepOf, committed: boolean): void {
+    const { entry } = s;
+    entry.draining = false;
+    if (committed) {
+      entry.committed(s.seq);
+      entry.lastActive = this.o.clock.now();
+      if (entry.inbox.length) this.drain(entry);
+      else if (entry.activation?.hasSpontaneous) this.save(entry, []);
+      return;
+    }
+    // Memory is ahead of storage: start again from the stored state.
+    s.result = undefined;
+    entry.activation?.stop();
+    entry.activation = undefined;
+    entry.preloaded = undefined;
+    entry.lastSeq = entry.appliedSeq = entry.processedSeq;
+    if (this.entries.get(entry.id) === entry && !this.o.stopping()) this.drain(entry, true);
   }
 
   /** Brings the actor into memory; false when another live node owns it (the entry is dropped). */
@@ -380,3 +384,25 @@ export class Residents {
     if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
   }
 }
+
+/** One event's {@link InlineStep}; `result` is what processing it gave, when the sender waits. */
+export class InlineStepOf implements InlineStep {
+  seq = 0;
+  result: StepResult | undefined;
+
+  constructor(
+    private readonly residents: Residents,
+    readonly entry: Entry,
+    readonly event: ActorEvent,
+    readonly wait: boolean,
+  ) {}
+
+  apply(): SaveOp | undefined {
+    return this.residents.applyInline(this);
+  }
+
+  settle(committed: boolean): void {
+    this.residents.settleInline(this, committed);
+  }
+}
+
