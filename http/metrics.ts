@@ -1,4 +1,3 @@
-import type { MiddlewareHandler } from 'hono';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ActorSystem } from '../actors/system.ts';
 
@@ -69,11 +68,16 @@ export function createMetrics(system: ActorSystem) {
     },
   });
 
-  const middleware: MiddlewareHandler = async function measureRequest(c, next) {
-    const end = requests.startTimer();
-    await next();
-    end({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  // One labelled child per method, route and status, looked up by a plain string rather than
+  // prom-client hashing the label object on every request.
+  const children = new Map<string, { observe(seconds: number): void }>();
+  /** Records one request's duration. */
+  const observe = (method: string, route: string, status: number, seconds: number) => {
+    const id = `${method} ${status} ${route}`;
+    let child = children.get(id);
+    if (!child) children.set(id, (child = requests.labels(method, route, String(status))));
+    child.observe(seconds);
   };
 
-  return { registry, middleware };
+  return { registry, observe };
 }
