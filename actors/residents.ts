@@ -3,11 +3,11 @@ import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
 import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
 import { Entry, type StepResult } from './entry.ts';
-import { errInfo, PayloadTooLargeError, RuntimeError, UnavailableError } from './errors.ts';
-import { redact } from './redact.ts';
+import { errInfo, RuntimeError, UnavailableError } from './errors.ts';
+import { stateToSave, stepEvent, type Stepping } from './stepping.ts';
 import * as store from './store.ts';
 import type { RuntimeLogger, RuntimeStats } from './system.ts';
-import type { ActorEvent, ActorView, ResolvedActorType } from './types.ts';
+import type { ActorEvent, ResolvedActorType } from './types.ts';
 
 const RETRY_MS = 1000;
 
@@ -33,7 +33,12 @@ export class Residents {
   /** Batched loads of actors being woken by the timer wheel. */
   waking = 0;
 
-  constructor(private readonly o: ResidentsOptions) {}
+  /** What stepping an actor needs from here (see stepping.ts). */
+  private readonly stepping: Stepping;
+
+  constructor(private readonly o: ResidentsOptions) {
+    this.stepping = { clock: o.clock, stats: o.stats, onSpontaneous: (entry) => this.onSpontaneous(entry) };
+  }
 
   /** True while an actor is being loaded, woken, processed or saved. */
   get busy(): boolean {
@@ -167,46 +172,11 @@ export class Residents {
       }
       const { seq, event } = entry.inbox.shift()!;
       if (seq <= entry.appliedSeq) continue;
-      const step = this.step(entry, seq, event, transitions)!;
+      const step = stepEvent(this.stepping, entry, seq, event, transitions)!;
       current = step.json;
       if (entry.wants(seq)) entry.processed(seq, step.result());
     }
     this.save(entry, transitions, current);
-  }
-
-  /**
-   * Feeds one journal event to the live activation and records its transition. `json` is the
-   * new snapshot as checked against the bound (undefined when the state did not change).
-   */
-  private step(entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[], withoutEffects = false) {
-    const act = entry.activation!;
-    const out = act.step(event, { withoutEffects });
-    if (!out) return undefined;
-    transitions.push(...act.takeSpontaneous());
-    let json: string | undefined;
-    let error: Error | undefined;
-    let accepted = out.accepted;
-    let to = out.to;
-    if (accepted) {
-      json = JSON.stringify(act.persisted());
-      if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
-        error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
-        this.revert(entry);
-        json = undefined;
-        accepted = false;
-        to = out.from;
-      } else {
-        entry.lastGoodJson = json;
-      }
-    }
-    entry.appliedSeq = seq;
-    this.o.stats.processed++;
-    if (!accepted) this.o.stats.notAccepted++;
-    transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: this.o.clock.now() });
-    return {
-      json,
-      result: (): StepResult => ({ accepted, state: to, view: this.liveView(entry), ...(error ? { error } : {}) }),
-    };
   }
 
   /**
@@ -235,12 +205,12 @@ export class Residents {
     if (!free) return undefined;
     const transitions: TransitionRecord[] = [];
     // An effect must not start before its event is stored: such a step waits for the commit.
-    const step = this.step(entry, entry.lastSeq + 1, s.event, transitions, true);
+    const step = stepEvent(this.stepping, entry, entry.lastSeq + 1, s.event, transitions, true);
     if (!step) return undefined;
     entry.draining = true;
     s.seq = entry.lastSeq = entry.lastSeq + 1;
     if (s.wait) s.result = step.result();
-    return this.saveOp(entry, transitions, step.json);
+    return stateToSave(this.stepping, entry, transitions, step.json);
   }
 
   /** {@link InlineStep.settle} of `s`. */
@@ -300,15 +270,6 @@ export class Residents {
     return true;
   }
 
-  /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
-  private revert(entry: Entry): void {
-    const timers = entry.activation!.timers();
-    entry.activation!.stop();
-    const persisted = entry.lastGoodJson ? JSON.parse(entry.lastGoodJson) : undefined;
-    entry.activation = new Activation(entry.def, entry.key, this.o.clock, persisted, timers, () => this.onSpontaneous(entry));
-    entry.activation.takeSpontaneous();
-  }
-
   private onSpontaneous(entry: Entry): void {
     this.o.stats.spontaneous++;
     if (entry.activation && !entry.draining && this.entries.get(entry.id) === entry) this.save(entry, []);
@@ -316,7 +277,7 @@ export class Residents {
 
   private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
     if (!entry.activation) return;
-    const op = this.saveOp(entry, transitions, snapshotJson);
+    const op = stateToSave(this.stepping, entry, transitions, snapshotJson);
     if (!op.transitions.length && op.timers === undefined && op.processedSeq === entry.processedSeq) return;
     entry.pendingSaves++;
     const seq = op.processedSeq;
@@ -335,46 +296,6 @@ export class Residents {
         },
       )
       .finally(() => entry.pendingSaves--);
-  }
-
-  /** The state to write for the live activation: up to `appliedSeq`, with the transitions since the last save. */
-  private saveOp(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): SaveOp {
-    const act = entry.activation!;
-    const spontaneous = act.takeSpontaneous();
-    transitions.push(...spontaneous);
-    entry.lastActive = this.o.clock.now();
-    const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
-    // What is saved is the state to go back to if a later step outgrows the bound.
-    entry.lastGoodJson = json;
-    return {
-      type: entry.def.name,
-      key: entry.key,
-      epoch: entry.epoch,
-      snapshotJson: json,
-      state: act.state,
-      status: act.snapshot.status,
-      processedSeq: entry.appliedSeq,
-      effectsInFlight: act.busy,
-      transitions,
-      timers: act.timersIfChanged(),
-    };
-  }
-
-  liveView(entry: Entry): ActorView {
-    const act = entry.activation!;
-    const snap = act.snapshot;
-    return {
-      type: entry.def.name,
-      key: entry.key,
-      state: act.state,
-      value: snap.value,
-      status: snap.status,
-      context: redact(snap.context, entry.def.sensitive),
-      processedSeq: entry.appliedSeq,
-      lastSeq: entry.lastSeq,
-      resident: true,
-      timers: act.timers().map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
-    };
   }
 
   evict(entry: Entry): void {

@@ -1,0 +1,102 @@
+import { Activation } from './activation.ts';
+import type { Clock } from './clock.ts';
+import type { SaveOp, TransitionRecord } from './committer.ts';
+import type { Entry, StepResult } from './entry.ts';
+import { PayloadTooLargeError } from './errors.ts';
+import { redact } from './redact.ts';
+import type { RuntimeStats } from './system.ts';
+import type { ActorEvent, ActorView } from './types.ts';
+
+/** What stepping a live actor needs from the runtime around it. */
+export interface Stepping {
+  clock: Clock;
+  stats: RuntimeStats;
+  /** Passed to activations made here (a revert): the actor moved by itself. */
+  onSpontaneous(entry: Entry): void;
+}
+
+/**
+ * Feeds one journal event to the entry's live activation and records its transition. `json` is
+ * the new snapshot as checked against the bound (undefined when the state did not change).
+ * With `withoutEffects`, a step that might start an invoked effect is not taken: undefined.
+ */
+export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[], withoutEffects = false) {
+  const act = entry.activation!;
+  const out = act.step(event, { withoutEffects });
+  if (!out) return undefined;
+  transitions.push(...act.takeSpontaneous());
+  let json: string | undefined;
+  let error: Error | undefined;
+  let accepted = out.accepted;
+  let to = out.to;
+  if (accepted) {
+    json = JSON.stringify(act.persisted());
+    if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
+      error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
+      revert(o, entry);
+      json = undefined;
+      accepted = false;
+      to = out.from;
+    } else {
+      entry.lastGoodJson = json;
+    }
+  }
+  entry.appliedSeq = seq;
+  o.stats.processed++;
+  if (!accepted) o.stats.notAccepted++;
+  transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: o.clock.now() });
+  return {
+    json,
+    result: (): StepResult => ({ accepted, state: to, view: liveView(entry), ...(error ? { error } : {}) }),
+  };
+}
+
+/** Puts the activation back to its last good snapshot (a step grew it past the bound). */
+function revert(o: Stepping, entry: Entry): void {
+  const timers = entry.activation!.timers();
+  entry.activation!.stop();
+  const persisted = entry.lastGoodJson ? JSON.parse(entry.lastGoodJson) : undefined;
+  entry.activation = new Activation(entry.def, entry.key, o.clock, persisted, timers, () => o.onSpontaneous(entry));
+  entry.activation.takeSpontaneous();
+}
+
+/** The state to write for the live activation: up to `appliedSeq`, with the transitions since the last save. */
+export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): SaveOp {
+  const act = entry.activation!;
+  const spontaneous = act.takeSpontaneous();
+  transitions.push(...spontaneous);
+  entry.lastActive = o.clock.now();
+  const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
+  // What is saved is the state to go back to if a later step outgrows the bound.
+  entry.lastGoodJson = json;
+  return {
+    type: entry.def.name,
+    key: entry.key,
+    epoch: entry.epoch,
+    snapshotJson: json,
+    state: act.state,
+    status: act.snapshot.status,
+    processedSeq: entry.appliedSeq,
+    effectsInFlight: act.busy,
+    transitions,
+    timers: act.timersIfChanged(),
+  };
+}
+
+/** The live state of a resident actor, context redacted. */
+function liveView(entry: Entry): ActorView {
+  const act = entry.activation!;
+  const snap = act.snapshot;
+  return {
+    type: entry.def.name,
+    key: entry.key,
+    state: act.state,
+    value: snap.value,
+    status: snap.status,
+    context: redact(snap.context, entry.def.sensitive),
+    processedSeq: entry.appliedSeq,
+    lastSeq: entry.lastSeq,
+    resident: true,
+    timers: act.timers().map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
+  };
+}
