@@ -20,9 +20,15 @@ describe.each(variants)('practice-system visits (%s storage)', (storage) => {
   const checkin = (visitId: string, patientId = 'P-000001') => h.req('/pims/checkins', { body: { visitId, patientId, checkedInAt: new Date(h.clock.now()).toISOString() } });
   const items = (visitId: string, query = '') => json(h.req(`/visits/${visitId}/line-items${query}`));
   const stateOf = async (visitId: string) => (await items(visitId)).state as string;
-  /** Time until the visit's next durable timer, as stored. */
-  const dueIn = async (visitId: string) =>
-    Number((await h.t.db.query(`SELECT min(due_at) AS d FROM timers WHERE type = 'visit' AND key = $1`, [visitId])).rows[0].d) - h.clock.now();
+  /**
+   * Time until the visit's next durable timer, as stored. The line-items read shows the live
+   * state, whose save may still be on its way: settle first (advancing by nothing), so the timers
+   * read are the ones that state stored.
+   */
+  const dueIn = async (visitId: string) => {
+    await h.clock.advance(0);
+    return Number((await h.t.db.query(`SELECT min(due_at) AS d FROM timers WHERE type = 'visit' AND key = $1`, [visitId])).rows[0].d) - h.clock.now();
+  };
 
   it('check-in fetches once; max age → exactly one refresh; checkout → final fetch, no more; retention → removed', async () => {
     h = await pimsHarness({ storage });
