@@ -181,8 +181,8 @@ export class Residents {
 
   /**
    * Processing `event` in the batch that appends it (see {@link InlineStep}): possible while the
-   * actor is resident and has nothing else queued, applied, unsaved or being appended, and the
-   * step starts no effect. Until the batch settles the entry counts as draining, so nothing
+   * actor is resident and has nothing else queued, applied, unsaved or being appended, no effect
+   * running, and the step starts none. Until the batch settles the entry counts as draining, so nothing
    * else processes or saves it.
    */
   inlineStep(entry: Entry, event: ActorEvent, wait: boolean): InlineStepOf {
@@ -201,7 +201,10 @@ export class Residents {
       entry.appliedSeq === entry.lastSeq &&
       entry.processedSeq === entry.appliedSeq &&
       this.entries.get(entry.id) === entry &&
-      !this.o.stopping();
+      !this.o.stopping() &&
+      // Undoing a step reloads the actor from storage, and XState starts the effects of a
+      // restored snapshot again: an actor with an effect running is never stepped ahead.
+      !entry.activation.busy;
     if (!free) return undefined;
     const transitions: TransitionRecord[] = [];
     // An effect must not start before its event is stored: such a step waits for the commit.

@@ -75,6 +75,30 @@ describe('at-least-once effects', () => {
     await db.close();
   });
 
+  it('does not start a running effect again when a resend reaches its actor', async () => {
+    const db = t.reopen();
+    const system = new ActorSystem({ db, clock: new ManualClock(0) });
+    let calls = 0;
+    const work = fromPromise<number>(() => {
+      calls++;
+      return new Promise<number>(() => {}); // still running when the resend comes
+    });
+    system.register({ name: 'probe', machine: probeMachine.provide({ actors: { work } }), events: { ping: z.strictObject({}), go: z.strictObject({}) } });
+    await system.start();
+    expect(await system.sendAndWait('probe', 'P-2', { type: 'ping' }, { idempotencyKey: 'k-1' })).toMatchObject({ seq: 1, duplicate: false });
+    await system.sendAndWait('probe', 'P-2', { type: 'go' });
+    await system.idleDrains();
+    expect(calls).toBe(1);
+    // The journal's unique key refuses the batch holding the resend; nothing about it may
+    // reload the actor, which would start its running effect again.
+    expect(await system.send('probe', 'P-2', { type: 'ping' }, { idempotencyKey: 'k-1' })).toEqual({ seq: 1, duplicate: true });
+    await system.idleDrains();
+    expect(calls).toBe(1);
+    expect((await system.get('probe', 'P-2')).state).toBe('working');
+    await system.stop();
+    await db.close();
+  });
+
   it('runs an effect that was in flight when the process died again on the next start', async () => {
     let calls = 0;
     const firstDb = t.reopen();
