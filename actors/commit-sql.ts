@@ -28,38 +28,9 @@ export async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<strin
   return earlier;
 }
 
-type Column<T> = [name: string, type: 'text' | 'bigint' | 'bool' | 'jsonb', value: (row: T) => unknown];
-
-/**
- * A batch's rows as one JSON parameter (pushed onto `values`), read back as typed columns by
- * `json_to_recordset`, as the source `alias`: one string built with no per-element escaping,
- * where the JSON of events and snapshots goes in as it is. With `ordinality`, the rows are
- * numbered in a last column of that name.
- *
- * PostgreSQL guesses 100 rows for a set-returning function, which against a small actors table
- * makes a prepared statement's plan scan the whole table; a LIMIT by a parameter (the exact
- * count, so it cuts nothing) makes the guess small enough for index lookups at any size.
- */
-function recordset<T>(values: unknown[], alias: string, data: readonly T[], columns: Column<T>[], ordinality?: string): string {
-  const n = data.length;
-  const rows: string[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    let row = '{';
-    for (let c = 0; c < columns.length; c++) {
-      const [name, type, value] = columns[c]!;
-      const v = value(data[i]!);
-      row += `${c ? ',' : ''}"${name}":${v == null ? 'null' : type === 'jsonb' ? (v as string) : type === 'text' ? JSON.stringify(v) : String(v)}`;
-    }
-    rows[i] = `${row}}`;
-  }
-  values.push(`[${rows.join(',')}]`, n);
-  const [json, count] = [values.length - 1, values.length];
-  const defs = columns.map(([name, type]) => `${name} ${type}`).join(', ');
-  const rowsOf = `json_to_recordset($${json}::json)`;
-  const source = ordinality
-    ? `ROWS FROM (${rowsOf} AS (${defs})) WITH ORDINALITY AS r(${[...columns.map(([name]) => name), ordinality].join(', ')})`
-    : `${rowsOf} AS r(${defs})`;
-  return `(SELECT * FROM ${source} LIMIT $${count}::int) AS ${alias}`;
+/** The typed columns of an `unnest(...)` source, numbering its parameters from `values`. */
+function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): string {
+  return `unnest(${columns.map(([type, data]) => (values.push(data), `$${values.length}::${type}[]`)).join(', ')})`;
 }
 
 /**
@@ -79,13 +50,13 @@ export function groupCommit(
   if (appends.length) {
     // Seqs come from the actor row, locked by the upsert until commit, so appends from several
     // nodes to one actor queue up there and never collide; a new actor is this node's.
-    ctes.push(`input AS (SELECT * FROM ${recordset(values, 'i', appends, [
-      ['type', 'text', (o) => o.type],
-      ['key', 'text', (o) => o.key],
-      ['event', 'jsonb', (o) => o.eventJson],
-      ['ik', 'text', (o) => o.idempotencyKey],
-      ['received_at', 'bigint', (o) => o.receivedAt],
-    ], 'n')})`);
+    ctes.push(`input AS (SELECT * FROM ${unnest(values, [
+      ['text', appends.map((o) => o.type)],
+      ['text', appends.map((o) => o.key)],
+      ['jsonb', appends.map((o) => o.eventJson)],
+      ['text', appends.map((o) => o.idempotencyKey ?? null)],
+      ['bigint', appends.map((o) => o.receivedAt)],
+    ])} WITH ORDINALITY AS i(type, key, event, ik, received_at, n))`);
     ctes.push(`counts AS (SELECT type, key, count(*) AS c FROM input GROUP BY type, key)`);
     ctes.push(`bumped AS (INSERT INTO actors AS a (type, key, last_seq, owner_node) SELECT type, key, c, $1 FROM counts
       ON CONFLICT (type, key) DO UPDATE SET last_seq = a.last_seq + excluded.last_seq
@@ -114,16 +85,16 @@ export function groupCommit(
   if (states.length) {
     ctes.push(`saved AS (UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
           processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
-      FROM ${recordset(values, 'v', states, [
-        ['type', 'text', (o) => o.type],
-        ['key', 'text', (o) => o.key],
-        ['snapshot', 'jsonb', (o) => o.snapshotJson],
-        ['state', 'text', (o) => o.state],
-        ['status', 'text', (o) => o.status],
-        ['seq', 'bigint', (o) => o.processedSeq],
-        ['epoch', 'bigint', (o) => o.epoch],
-        ['busy', 'bool', (o) => o.effectsInFlight],
-      ])}
+      FROM ${unnest(values, [
+        ['text', states.map((o) => o.type)],
+        ['text', states.map((o) => o.key)],
+        ['jsonb', states.map((o) => o.snapshotJson)],
+        ['text', states.map((o) => o.state)],
+        ['text', states.map((o) => o.status)],
+        ['bigint', states.map((o) => o.processedSeq)],
+        ['bigint', states.map((o) => o.epoch)],
+        ['bool', states.map((o) => o.effectsInFlight)],
+      ])} AS v(type, key, snapshot, state, status, seq, epoch, busy)
       WHERE a.type = v.type AND a.key = v.key AND a.owner_node = $1 AND a.owner_epoch = v.epoch RETURNING 1)`);
   }
   if (steps.length) {
@@ -131,19 +102,19 @@ export function groupCommit(
     // leads to in one update of the row. The row must still be this node's under the epoch the
     // step ran on, and hold no event the step did not see; otherwise the whole batch is refused
     // (below) and goes again as plain appends.
-    ctes.push(`stepped AS (SELECT * FROM ${recordset(values, 's', steps, [
-      ['type', 'text', (s) => s.op.type],
-      ['key', 'text', (s) => s.op.key],
-      ['seq', 'bigint', (s) => s.save.processedSeq],
-      ['event', 'jsonb', (s) => s.op.eventJson],
-      ['ik', 'text', (s) => s.op.idempotencyKey],
-      ['received_at', 'bigint', (s) => s.op.receivedAt],
-      ['snapshot', 'jsonb', (s) => s.save.snapshotJson],
-      ['state', 'text', (s) => s.save.state],
-      ['status', 'text', (s) => s.save.status],
-      ['epoch', 'bigint', (s) => s.save.epoch],
-      ['busy', 'bool', (s) => s.save.effectsInFlight],
-    ])})`);
+    ctes.push(`stepped AS (SELECT * FROM ${unnest(values, [
+      ['text', steps.map((s) => s.op.type)],
+      ['text', steps.map((s) => s.op.key)],
+      ['bigint', steps.map((s) => s.save.processedSeq)],
+      ['jsonb', steps.map((s) => s.op.eventJson)],
+      ['text', steps.map((s) => s.op.idempotencyKey ?? null)],
+      ['bigint', steps.map((s) => s.op.receivedAt)],
+      ['jsonb', steps.map((s) => s.save.snapshotJson)],
+      ['text', steps.map((s) => s.save.state)],
+      ['text', steps.map((s) => s.save.status)],
+      ['bigint', steps.map((s) => s.save.epoch)],
+      ['bool', steps.map((s) => s.save.effectsInFlight)],
+    ])} AS s(type, key, seq, event, ik, received_at, snapshot, state, status, epoch, busy))`);
     ctes.push(`stepped_rows AS (UPDATE actors a SET last_seq = s.seq, snapshot = s.snapshot, state = s.state, status = s.status,
           processed_seq = s.seq, effects_in_flight = s.busy, updated_at = now()
       FROM stepped s
@@ -151,36 +122,36 @@ export function groupCommit(
     ctes.push(`stepped_journal AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
       SELECT type, key, seq, event, ik, received_at FROM stepped)`);
   }
-  const saved = steps.length ? [...ops, ...steps.map((s) => s.save)] : ops;
-  const transitions = saved.flatMap((o) => o.transitions.map((t) => [o, t] as const));
+  const saved = [...ops, ...steps.map((s) => s.save)];
+  const transitions = saved.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
     ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
-      SELECT type, key, seq, event_type, from_state, to_state, accepted, at FROM ${recordset(values, 't', transitions, [
-        ['type', 'text', ([o]) => o.type],
-        ['key', 'text', ([o]) => o.key],
-        ['seq', 'bigint', ([, t]) => t.seq],
-        ['event_type', 'text', ([, t]) => t.eventType],
-        ['from_state', 'text', ([, t]) => t.from],
-        ['to_state', 'text', ([, t]) => t.to],
-        ['accepted', 'bool', ([, t]) => t.accepted],
-        ['at', 'bigint', ([, t]) => t.at],
+      SELECT * FROM ${unnest(values, [
+        ['text', transitions.map((t) => t.type)],
+        ['text', transitions.map((t) => t.key)],
+        ['bigint', transitions.map((t) => t.seq)],
+        ['text', transitions.map((t) => t.eventType)],
+        ['text', transitions.map((t) => t.from)],
+        ['text', transitions.map((t) => t.to)],
+        ['bool', transitions.map((t) => t.accepted)],
+        ['bigint', transitions.map((t) => t.at)],
       ])})`);
   }
-  const timerOps = (steps.length ? [...states, ...steps.map((s) => s.save)] : states).filter((o) => o.timers !== undefined);
+  const timerOps = [...states, ...steps.map((s) => s.save)].filter((o) => o.timers !== undefined);
   if (timerOps.length) {
     // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
     // touch different rows, as sub-statements of one statement must.
-    const timers = timerOps.flatMap((o) => o.timers!.map((t) => [o, t] as const));
-    const next = recordset(values, 'n', timers, [
-      ['type', 'text', ([o]) => o.type],
-      ['key', 'text', ([o]) => o.key],
-      ['timer_id', 'text', ([, t]) => t.id],
-      ['event', 'jsonb', ([, t]) => JSON.stringify(t.event)],
-      ['due_at', 'bigint', ([, t]) => t.dueAt],
+    const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
+    const next = unnest(values, [
+      ['text', timers.map((t) => t.type)],
+      ['text', timers.map((t) => t.key)],
+      ['text', timers.map((t) => t.id)],
+      ['jsonb', timers.map((t) => JSON.stringify(t.event))],
+      ['bigint', timers.map((t) => t.dueAt)],
     ]);
-    ctes.push(`next_timers AS (SELECT * FROM ${next})`);
+    ctes.push(`next_timers AS (SELECT * FROM ${next} AS n(type, key, timer_id, event, due_at))`);
     ctes.push(`cleared AS (DELETE FROM timers t
-      USING ${recordset(values, 'v', timerOps, [['type', 'text', (o) => o.type], ['key', 'text', (o) => o.key]])}
+      USING ${unnest(values, [['text', timerOps.map((o) => o.type)], ['text', timerOps.map((o) => o.key)]])} AS v(type, key)
       WHERE t.type = v.type AND t.key = v.key
         AND NOT EXISTS (SELECT 1 FROM next_timers n WHERE n.type = t.type AND n.key = t.key AND n.timer_id = t.timer_id))`);
     if (timers.length) {
