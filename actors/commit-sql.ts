@@ -122,8 +122,8 @@ export function groupCommit(
     ctes.push(`stepped_journal AS (INSERT INTO journal (type, key, seq, event, idempotency_key, received_at)
       SELECT type, key, seq, event, ik, received_at FROM stepped)`);
   }
-  const saved = [...ops, ...steps.map((s) => s.save)];
-  const transitions = saved.flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
+  const stepSaves = steps.map((s) => s.save);
+  const transitions = [...ops, ...stepSaves].flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
     ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
       SELECT * FROM ${unnest(values, [
@@ -137,7 +137,7 @@ export function groupCommit(
         ['bigint', transitions.map((t) => t.at)],
       ])})`);
   }
-  const timerOps = [...states, ...steps.map((s) => s.save)].filter((o) => o.timers !== undefined);
+  const timerOps = [...states, ...stepSaves].filter((o) => o.timers !== undefined);
   if (timerOps.length) {
     // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
     // touch different rows, as sub-statements of one statement must.

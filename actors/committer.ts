@@ -36,7 +36,14 @@ export interface InlineStep {
  * `owner` the node that owns the actor, and `ownerAlive` whether that node is alive (so an
  * event for an actor of another live node is that node's to process).
  */
-export type AppendOutcome = { seq: number; duplicate: boolean; owner: string | null; ownerAlive: boolean; processed?: boolean };
+export type AppendOutcome = {
+  seq: number;
+  duplicate: boolean;
+  owner: string | null;
+  ownerAlive: boolean;
+  /** Processed in the batch that stored it (see {@link InlineStep}), its state committed with it. */
+  processed: boolean;
+};
 
 export interface TransitionRecord {
   seq: number | null;
@@ -206,9 +213,9 @@ export class Committer {
     const plan = appends.map((op): Planned => {
       const id = op.idempotencyKey === undefined ? undefined : `${actorId(op)}\u0000${op.idempotencyKey}`;
       const seen = id === undefined ? undefined : earlier.get(id);
-      if (seen !== undefined) return { seq: seen, duplicate: true };
+      if (seen !== undefined) return { seq: seen, duplicate: true, processed: false };
       const first = id === undefined ? undefined : firstInBatch.get(id);
-      if (first !== undefined) return { ...first, duplicate: true };
+      if (first !== undefined) return { seq: first.seq, row: first.row, duplicate: true, processed: false };
       const save = op.inline?.apply();
       let planned: Planned;
       if (save) {
@@ -217,7 +224,7 @@ export class Committer {
         planned = { seq: save.processedSeq, duplicate: false, processed: true };
       } else {
         plain.push(op);
-        planned = { row: plain.length - 1, duplicate: false };
+        planned = { row: plain.length - 1, duplicate: false, processed: false };
       }
       if (id !== undefined) firstInBatch.set(id, planned);
       return planned;
@@ -229,18 +236,21 @@ export class Committer {
     return plan.map((p) => {
       if (p.row === undefined) {
         // A resend of an earlier event has no owner to report; a processed one is this node's.
-        const owner = p.processed && !p.duplicate ? this.node : null;
-        return { seq: p.seq!, duplicate: p.duplicate, owner, ownerAlive: owner !== null, ...(p.processed && !p.duplicate ? { processed: true } : {}) };
+        const owner = p.processed ? this.node : null;
+        return { seq: p.seq!, duplicate: p.duplicate, owner, ownerAlive: owner !== null, processed: p.processed };
       }
       const row = rows[p.row]!;
       const owner = row.owner;
-      return { seq: row.seq, duplicate: p.duplicate, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)) };
+      return { seq: row.seq, duplicate: p.duplicate, owner, ownerAlive: owner === this.node || (owner !== null && live.has(owner)), processed: false };
     });
   }
 }
 
-/** How an append of a batch is answered: a known seq, or the row its plain append returns. */
-type Planned = { duplicate: boolean; seq?: number; row?: number; processed?: boolean };
+/**
+ * How an append of a batch is answered: a known seq (a resend's, or a processed event's), or the
+ * row its plain append returns.
+ */
+type Planned = { duplicate: boolean; processed: boolean; seq?: number; row?: number };
 
 /**
  * Removes from `queue` up to `max` ops of actors not in `busy` (nor `exclude`), in queue order, and marks

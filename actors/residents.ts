@@ -213,6 +213,7 @@ export class Residents {
     entry.draining = true;
     s.seq = entry.lastSeq = entry.lastSeq + 1;
     if (s.wait) s.result = step.result();
+    // Never undefined: the event's seq is past the processed one.
     return stateToSave(this.stepping, entry, transitions, step.json);
   }
 
@@ -281,7 +282,7 @@ export class Residents {
   private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
     if (!entry.activation) return;
     const op = stateToSave(this.stepping, entry, transitions, snapshotJson);
-    if (!op.transitions.length && op.timers === undefined && op.processedSeq === entry.processedSeq) return;
+    if (!op) return;
     entry.pendingSaves++;
     const seq = op.processedSeq;
     this.o.committer

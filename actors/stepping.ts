@@ -3,9 +3,9 @@ import type { Clock } from './clock.ts';
 import type { SaveOp, TransitionRecord } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
 import { PayloadTooLargeError } from './errors.ts';
-import { redact } from './redact.ts';
 import type { RuntimeStats } from './system.ts';
-import type { ActorEvent, ActorView } from './types.ts';
+import type { ActorEvent } from './types.ts';
+import { liveView } from './views.ts';
 
 /** What stepping a live actor needs from the runtime around it. */
 export interface Stepping {
@@ -60,11 +60,16 @@ function revert(o: Stepping, entry: Entry): void {
   entry.activation.takeSpontaneous();
 }
 
-/** The state to write for the live activation: up to `appliedSeq`, with the transitions since the last save. */
-export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): SaveOp {
+/**
+ * The state to write for the live activation: up to `appliedSeq`, with the transitions since the
+ * last save. Undefined when there is nothing new to write.
+ */
+export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): SaveOp | undefined {
   const act = entry.activation!;
   const spontaneous = act.takeSpontaneous();
   transitions.push(...spontaneous);
+  const timers = act.timersIfChanged();
+  if (!transitions.length && timers === undefined && entry.appliedSeq === entry.processedSeq) return undefined;
   entry.lastActive = o.clock.now();
   const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
   // What is saved is the state to go back to if a later step outgrows the bound.
@@ -79,24 +84,6 @@ export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRe
     processedSeq: entry.appliedSeq,
     effectsInFlight: act.busy,
     transitions,
-    timers: act.timersIfChanged(),
-  };
-}
-
-/** The live state of a resident actor, context redacted. */
-function liveView(entry: Entry): ActorView {
-  const act = entry.activation!;
-  const snap = act.snapshot;
-  return {
-    type: entry.def.name,
-    key: entry.key,
-    state: act.state,
-    value: snap.value,
-    status: snap.status,
-    context: redact(snap.context, entry.def.sensitive),
-    processedSeq: entry.appliedSeq,
-    lastSeq: entry.lastSeq,
-    resident: true,
-    timers: act.timers().map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
+    timers,
   };
 }

@@ -4,7 +4,7 @@ import { Committer } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
 import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, StaleEpochError, TimeoutError, UnavailableError } from './errors.ts';
 import { validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
-import { redact } from './redact.ts';
+import { historyItem, storedView } from './views.ts';
 import * as store from './store.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { Residents } from './residents.ts';
@@ -289,21 +289,7 @@ export class ActorSystem {
     validateKey(def, key);
     const row = await store.loadActor(this.db, type, key);
     if (!row) throw new NotFoundError(`no actor ${type}/${key}`, { field: 'key' });
-    const timers = row.timers;
-    const snap = (row.snapshot ?? {}) as { value?: unknown; context?: unknown };
-    return {
-      type,
-      key,
-      state: row.state,
-      value: snap.value ?? null,
-      status: row.snapshot ? row.status : 'pending',
-      context: redact(snap.context, def.sensitive),
-      processedSeq: row.processed_seq,
-      lastSeq: row.last_seq,
-      resident: this.residents.isResident(type, key),
-      timers: timers.map((t) => ({ id: t.id, event: t.event.type, dueAt: new Date(t.dueAt).toISOString() })),
-      updatedAt: row.updated_at.toISOString(),
-    };
+    return storedView(def, key, row, this.residents.isResident(type, key));
   }
 
   async history(type: string, key: string, { after = 0, limit = 100 } = {}) {
@@ -311,15 +297,7 @@ export class ActorSystem {
     validateKey(def, key);
     const rows = await store.history(this.db, type, key, after, limit);
     if (!rows.length && !(await store.loadActor(this.db, type, key))) throw new NotFoundError(`no actor ${type}/${key}`, { field: 'key' });
-    return rows.map((r) => ({
-      id: r.id,
-      seq: r.seq,
-      event: r.event_type,
-      from: r.from_state,
-      to: r.to_state,
-      accepted: r.accepted,
-      at: new Date(r.at).toISOString(),
-    }));
+    return rows.map(historyItem);
   }
 
   async list(type: string, { state, after = '', limit = 50 }: { state?: string; after?: string; limit?: number } = {}) {
