@@ -56,15 +56,6 @@ export function createDb({ connectionString, schema = 'public', max = 10 }: DbOp
       const client = new pg.Client({ connectionString, options: `-c search_path=${schema}`, connectionTimeoutMillis: 10_000 });
       let ended = false;
       let lost: ((err: Error) => void) | undefined;
-      const fail = (err: Error) => {
-        if (ended) return;
-        ended = true;
-        sessions.delete(session);
-        lost?.(err);
-      };
-      client.on('error', fail);
-      client.on('end', () => fail(new Error('connection ended')));
-      await client.connect();
       const session: Session = {
         query: (text, values, name) => (name ? client.query({ name, text, values: values as any[] }) : client.query(text, values as any[])),
         onNotification: (fn) => client.on('notification', (m) => fn(m.channel, m.payload ?? '')),
@@ -75,6 +66,16 @@ export function createDb({ connectionString, schema = 'public', max = 10 }: DbOp
           await client.end().catch(() => {});
         },
       };
+      // Defined before connecting: a connection can fail while it is being made.
+      const fail = (err: Error) => {
+        if (ended) return;
+        ended = true;
+        sessions.delete(session);
+        lost?.(err);
+      };
+      client.on('error', fail);
+      client.on('end', () => fail(new Error('connection ended')));
+      await client.connect();
       sessions.add(session);
       return session;
     },

