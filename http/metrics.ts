@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Committer } from '../actors/committer.ts';
 import type { ActorSystem } from '../actors/system.ts';
 
 /**
@@ -39,15 +40,21 @@ export function createMetrics(system: ActorSystem) {
       },
     });
   }
-  new Counter({
-    name: 'actor_group_commits_total',
-    help: 'Batches (one transaction each) written by the group committer',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(system.committer.stats.flushes);
-    },
-  });
+  const commitCounters: [keyof Committer['stats'], string, string][] = [
+    ['flushes', 'actor_group_commits_total', 'Batches (one transaction each) written by the group committer'],
+    ['keyRetries', 'actor_group_commit_key_retries_total', 'Batches refused on an idempotency key seen before, and written again after reading the keys (resends)'],
+  ];
+  for (const [stat, name, help] of commitCounters) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(system.committer.stats[stat]);
+      },
+    });
+  }
   new Gauge({
     name: 'actors_resident',
     help: 'Actors with a live activation in this process',

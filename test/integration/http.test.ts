@@ -163,7 +163,13 @@ describe('HTTP API', () => {
 
   it('exposes Prometheus metrics to an authenticated scraper', async () => {
     await expectProblem(await req('/metrics', { token: null }), 401);
+    // A resend in a later batch: its batch is refused on the key (or, within a second of such a
+    // refusal, reads its keys first), so key retries are at least one.
+    for (let i = 0; i < 2; i++) expect((await post('/actors/tally/M-1/events', { type: 'add', id: 'm', amount: 1 }, { 'idempotency-key': 'once' })).status).toBe(202);
     const text = await (await req('/metrics', { token: DOCTOR })).text();
+    const retries = Number(/^actor_group_commit_key_retries_total (\d+)$/m.exec(text)![1]);
+    expect(retries).toBeGreaterThanOrEqual(1);
+    expect(retries).toBe(system.committer.stats.keyRetries);
     expect(text).toMatch(/^actor_events_appended_total \d+$/m);
     expect(Number(/^actor_events_appended_total (\d+)$/m.exec(text)![1])).toBeGreaterThan(0);
     expect(text).toContain('http_request_duration_seconds_bucket{le="0.001",method="POST",route="/actors/:type/:key/events"');
