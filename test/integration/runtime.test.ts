@@ -95,6 +95,39 @@ describe.each(variants)('actor system on real Postgres (%s)', (variant) => {
     expect(history.at(-1)).toMatchObject({ event: 'add', from: 'closed', to: 'closed', accepted: false });
   });
 
+  it('stores text and JSON exactly as sent, whatever characters they hold', async () => {
+    const odd = 'quote " backslash \\ braces {} comma , NULL null \u00e9\u4e2d\ud83d\ude00 tab\t newline\n';
+    const id = 'id " \\ {} , NULL \u00e9\ud83d\ude00'; // entry ids are at most 64 characters
+    const key = 'quote"backslash\\braces{}comma,NULL'; // idempotency keys are printable ASCII, no spaces
+    // Plain appends (the first reaches a new actor), then inline steps, in one batch and alone.
+    const sends = [
+      system.send('tally', 'Q-1', { type: 'annotate', note: odd }, { idempotencyKey: key }),
+      system.send('tally', 'Q-1', { type: 'add', id, amount: 1 }, { idempotencyKey: 'NULL' }),
+      system.send('tally', 'Q-1', { type: 'add', id: 'plain', amount: 2 }),
+    ];
+    expect((await Promise.all(sends)).map((r) => r.seq)).toEqual([1, 2, 3]);
+    const last = await system.sendAndWait('tally', 'Q-1', { type: 'add', id: `${id}2`, amount: 3 }, { idempotencyKey: `${key}2` });
+    // (The note is sensitive: views redact it, the stored snapshot holds it.)
+    expect(last.snapshot.context).toMatchObject({ note: '[redacted]', applied: [id, 'plain', `${id}2`], total: 6 });
+    const stored = await t.db.query("SELECT snapshot->'context' AS context FROM actors WHERE type = 'tally' AND key = 'Q-1'");
+    expect(stored.rows[0].context).toMatchObject({ note: odd, applied: [id, 'plain', `${id}2`], total: 6 });
+    const { rows } = await t.db.query<{ seq: number; event: unknown; idempotency_key: string | null }>(
+      "SELECT seq::int, event, idempotency_key FROM journal WHERE type = 'tally' AND key = 'Q-1' ORDER BY seq",
+    );
+    expect(rows).toEqual([
+      { seq: 1, event: { type: 'annotate', note: odd }, idempotency_key: key },
+      { seq: 2, event: { type: 'add', id, amount: 1 }, idempotency_key: 'NULL' },
+      { seq: 3, event: { type: 'add', id: 'plain', amount: 2 }, idempotency_key: null },
+      { seq: 4, event: { type: 'add', id: `${id}2`, amount: 3 }, idempotency_key: `${key}2` },
+    ]);
+    // The stored snapshot, as a restart reads it.
+    const restarted = makeSystem(t.db, clock);
+    await system.stop();
+    system = restarted;
+    await system.start();
+    expect((await system.get('tally', 'Q-1')).context).toMatchObject({ applied: [id, 'plain', `${id}2`], total: 6 });
+  });
+
   it('validates type, key and payload before anything is stored', async () => {
     await expect(system.send('nope', 'X', { type: 'add' })).rejects.toBeInstanceOf(NotFoundError);
     await expect(system.send('tally', 'bad key!', { type: 'close' })).rejects.toBeInstanceOf(BadRequestError);
