@@ -18,6 +18,17 @@ export function createMetrics(system: ActorSystem) {
     registers: [registry],
   });
 
+  /** A counter that reads a plain number the runtime keeps. */
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   const counters: [keyof ActorSystem['stats'], string, string][] = [
     ['appended', 'actor_events_appended_total', 'Events committed to actor journals'],
     ['duplicates', 'actor_events_duplicate_total', 'Sends answered from an earlier idempotency key'],
@@ -29,32 +40,12 @@ export function createMetrics(system: ActorSystem) {
     ['passivations', 'actor_passivations_total', 'Idle actors evicted from memory'],
     ['saveFailures', 'actor_save_failures_total', 'State saves that failed (actor reloaded)'],
   ];
-  for (const [stat, name, help] of counters) {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(system.stats[stat]);
-      },
-    });
-  }
+  for (const [stat, name, help] of counters) counter(name, help, () => system.stats[stat]);
   const commitCounters: [keyof Committer['stats'], string, string][] = [
     ['flushes', 'actor_group_commits_total', 'Batches (one transaction each) written by the group committer'],
     ['keyRetries', 'actor_group_commit_key_retries_total', 'Batches refused on an idempotency key seen before, and written again after reading the keys (resends)'],
   ];
-  for (const [stat, name, help] of commitCounters) {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(system.committer.stats[stat]);
-      },
-    });
-  }
+  for (const [stat, name, help] of commitCounters) counter(name, help, () => system.committer.stats[stat]);
   new Gauge({
     name: 'actors_resident',
     help: 'Actors with a live activation in this process',
