@@ -1,6 +1,7 @@
 import { serve } from '@hono/node-server';
 import pino from 'pino';
 import path from 'node:path';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { ActorSystem } from '../actors/system.ts';
 import { createCoordination } from '../storage/coordination/index.ts';
 import { createDb } from '../storage/db.ts';
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
       referralSender?.stop();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeHttp(server as HttpServer);
       await insurerModule.stop();
       await system.stop();
       await pimsModule.stop();
@@ -214,6 +215,20 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Stops taking requests and waits for those in flight. Clients that keep sending on kept-alive
+ * connections would hold the server open for ever: from now on every answer closes its
+ * connection, idle ones are closed at once, and after 10 s whatever is left.
+ */
+async function closeHttp(server: HttpServer): Promise<void> {
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => void (res.shouldKeepAlive = false));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const hard = setTimeout(() => server.closeAllConnections(), 10_000);
+  await closed;
+  clearTimeout(hard);
 }
 
 function redactUrl(url: string): string {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshStorage, killAllServers, startServer, type TestStorage } from '../support/server.ts';
@@ -7,7 +8,8 @@ import { freshStorage, killAllServers, startServer, type TestStorage } from '../
  * Ctrl-C on `npm start`: the terminal sends SIGINT to the whole foreground process group, the
  * app and its embedded PostgreSQL alike. The app must still drain into its database and stop
  * it last: exit 0, "stopped" logged, the cluster shut down cleanly, and every acknowledged
- * event there after a restart.
+ * event there after a restart. Clients that keep sending on kept-alive connections must not
+ * hold it open: one of them sends each body slowly, so its connection is never idle.
  */
 
 interface TallyView {
@@ -46,11 +48,17 @@ describe('Ctrl-C on a server with embedded PostgreSQL', () => {
         }
       }
     });
+    const slow = slowSender(server.url, server.token, () => sending);
     while ([...acked.values()].reduce((a, b) => a + b, 0) < 400) await new Promise((r) => setTimeout(r, 10));
 
+    const signalled = performance.now();
     const code = await server.signalGroup('SIGINT');
+    const stopMs = performance.now() - signalled;
     sending = false;
     await Promise.all(senders);
+    const slowAnswers = await slow;
+    expect(slowAnswers.ok, 'the slow sender was answered before the signal').toBeGreaterThan(0);
+    expect(stopMs, 'from SIGINT to exit').toBeLessThan(8_000);
     const output = server.output();
     expect(code, output).toBe(0);
     expect(output).toContain('"msg":"stopped"');
@@ -71,3 +79,37 @@ describe('Ctrl-C on a server with embedded PostgreSQL', () => {
     expect(await again.stop()).toBe(0);
   }, 120_000);
 });
+
+/**
+ * Posts events on one kept-alive connection, each body sent 150 ms after its headers, until
+ * `go()` turns false or the server closes the connection. Resolves with the 202s it got.
+ */
+function slowSender(url: string, token: string, go: () => boolean): Promise<{ ok: number }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let ok = 0;
+    let n = 0;
+    let received = '';
+    const next = () => {
+      if (!go()) return socket.end();
+      const body = JSON.stringify({ type: 'add', id: `slow-${n++}`, amount: 1 });
+      socket.write(`POST /actors/tally/SLOW/events HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+      setTimeout(() => socket.writable && socket.write(body), 150);
+    };
+    socket.on('connect', next);
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      // Each answer is small and whole: its headers end the chunk with the body after them.
+      const end = received.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const length = Number(/content-length: (\d+)/i.exec(received.slice(0, end))?.[1] ?? 0);
+      if (received.length < end + 4 + length) return;
+      if (received.startsWith('HTTP/1.1 202')) ok++;
+      received = received.slice(end + 4 + length);
+      next();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ ok }));
+  });
+}
