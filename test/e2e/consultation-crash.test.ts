@@ -11,7 +11,9 @@ import { freshStorage, killAllServers, startServer, type RunningServer, type Tes
  */
 const SECRET = `e2e-webhook-${randomUUID()}`;
 const TOKENS = { admin: `e2e-admin-${randomUUID()}`, secretary: `e2e-sec-${randomUUID()}`, doctor: `e2e-doc-${randomUUID()}` };
-const SLA_MS = 8_000;
+// Long enough for a SIGKILL and a restart (embedded PostgreSQL included) before it falls due,
+// with the rest of the suite running beside: 8 s was once not (the restart took over 7 s).
+const SLA_MS = 15_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const storages: TestStorage[] = [];
