@@ -154,12 +154,22 @@ function signature(timers: PendingTimer[]): string {
 }
 
 /** Where a machine's definition lets effects start, read once per machine. */
-const shapes = new WeakMap<AnyStateMachine, { invokes: boolean; eventless: boolean }>();
+interface Shape {
+  invokes: boolean;
+  eventless: boolean;
+  /** Named actions whose implementation spawns (or may, as `enqueueActions` can). */
+  spawning: Set<string>;
+}
 
-function shapeOf(machine: AnyStateMachine): { invokes: boolean; eventless: boolean } {
+const shapes = new WeakMap<AnyStateMachine, Shape>();
+const spawnKinds = new Set(['xstate.spawnChild', 'xstate.enqueueActions']);
+const spawnsItself = (action: unknown) => spawnKinds.has((action as { type?: unknown } | null)?.type as string);
+
+function shapeOf(machine: AnyStateMachine): Shape {
   let shape = shapes.get(machine);
   if (!shape) {
-    shape = { invokes: false, eventless: false };
+    const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
+    shape = { invokes: false, eventless: false, spawning: new Set(Object.keys(implementations).filter((name) => spawnsItself(implementations[name]))) };
     const visit = (node: AnyStateNode) => {
       if (node.invoke.length) shape!.invokes = true;
       if (node.always?.length) shape!.eventless = true;
@@ -180,13 +190,10 @@ function shapeOf(machine: AnyStateMachine): { invokes: boolean; eventless: boole
 function mayStartEffects(machine: AnyStateMachine, transitions: readonly { target?: unknown; actions: readonly unknown[] }[]): boolean {
   const shape = shapeOf(machine);
   if (shape.invokes && shape.eventless) return true;
-  const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
   const spawns = (action: unknown): boolean => {
+    if (typeof action === 'function') return spawnsItself(action);
     const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
-    const impl = typeof action === 'function' ? action : typeof named === 'string' ? implementations[named] : undefined;
-    const kind = (impl as { type?: unknown } | undefined)?.type;
-    return kind === 'xstate.spawnChild' || kind === 'xstate.enqueueActions';
+    return typeof named === 'string' && shape.spawning.has(named);
   };
   return transitions.some((t) => (shape.invokes && t.target !== undefined) || t.actions.some(spawns));
 }
-

