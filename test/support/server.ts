@@ -100,13 +100,15 @@ export async function startServer(storage: Storage, { env = {}, readyTimeoutMs =
   const isDown = () => child.exitCode !== null || child.signalCode !== null;
   const describe = () => `server pid ${child.pid} (exit ${child.exitCode ?? child.signalCode}); output:\n${output || '(none)'}`;
 
-  async function kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  /** Sends `signal` to the server (or its whole group) and waits for it to exit, SIGKILLing it after 30 s. */
+  async function kill(signal: NodeJS.Signals = 'SIGKILL', group = false): Promise<void> {
     if (isDown()) return;
-    child.kill(signal);
+    if (group) process.kill(-child.pid!, signal);
+    else child.kill(signal);
     if (await within(exited, 30_000)) return;
     child.kill('SIGKILL');
     await exited;
-    throw new Error(`server did not exit on ${signal} within 30 s; killed. ${describe()}`);
+    throw new Error(`server did not exit on ${signal}${group ? ' to its group' : ''} within 30 s; killed. ${describe()}`);
   }
 
   const url = `http://127.0.0.1:${port}`;
@@ -129,12 +131,7 @@ export async function startServer(storage: Storage, { env = {}, readyTimeoutMs =
     },
     async signalGroup(signal) {
       if (!ownGroup) throw new Error('signalGroup needs a server started with ownGroup');
-      if (!isDown()) process.kill(-child.pid!, signal);
-      if (!(await within(exited, 30_000))) {
-        child.kill('SIGKILL');
-        await exited;
-        throw new Error(`server did not exit on ${signal} to its group within 30 s; killed. ${describe()}`);
-      }
+      await kill(signal, true);
       return child.exitCode;
     },
     fetch(route, init = {}) {
