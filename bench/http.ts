@@ -41,6 +41,8 @@ const profileDir = args.get('cpu-prof-dir');
  * load generator about four times the CPU per request.
  */
 const clientKind = args.get('client') ?? 'raw';
+/** NODE_OPTIONS for the server process only, to compare V8 or Node settings. */
+const serverNodeOptions = args.get('server-node-options');
 if (clientKind !== 'raw' && clientKind !== 'node') throw new Error(`--client must be raw or node, not ${clientKind}`);
 const cores = availableParallelism();
 
@@ -71,11 +73,12 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   try {
     server = await spawnServer({
-      ...(profileDir ? { args: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', 'http/main.ts'] } : {}),
+      ...(profileDir ? { extraNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
       env: {
         DATABASE_URL: store.url,
         DATA_DIR: dataDir,
         LOG_LEVEL: 'warn',
+        ...(serverNodeOptions ? { NODE_OPTIONS: serverNodeOptions } : {}),
         API_TOKENS: JSON.stringify([{ token, role: 'admin', subject: 'bench' }]),
       },
     });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { startCommand } from '../../test/support/start-command.ts';
 import { onInterrupt } from './cleanup.ts';
 
 /**
@@ -7,7 +8,9 @@ import { onInterrupt } from './cleanup.ts';
  */
 export function runBench(script: string, args: string[], { nodeArgs = [], indent = '  ' }: { nodeArgs?: string[]; indent?: string } = {}): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The Node and V8 flags of `npm start` (among them `--import tsx`), so a runtime measured in
+    // this process is tuned as the server's is.
+    const child = spawn(process.execPath, [...startCommand().nodeArgs, ...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let json: Record<string, unknown> | undefined;
     let rest = '';
     child.stdout.setEncoding('utf8');

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { createServer } from 'node:net';
+import { startCommand } from '../../test/support/start-command.ts';
 import { onInterrupt } from './cleanup.ts';
 
 export interface ServerProcess {
@@ -26,11 +27,14 @@ export interface ServerProcess {
 export async function spawnServer({
   env,
   command = process.execPath,
-  args = ['--import', 'tsx', 'http/main.ts'],
+  extraNodeArgs = [],
+  args = defaultArgs(extraNodeArgs),
   group = false,
 }: {
   env: Record<string, string>;
   command?: string;
+  /** Node flags added to those of `npm start` (a CPU profile, say). */
+  extraNodeArgs?: string[];
   args?: string[];
   /** Start in a new process group (for `npm start`, whose server is a grandchild). */
   group?: boolean;
@@ -125,4 +129,10 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** `npm start`'s command line without npm: the same flags and script, plus `extra` flags. */
+function defaultArgs(extra: string[]): string[] {
+  const { nodeArgs, script } = startCommand();
+  return [...nodeArgs, ...extra, script];
 }

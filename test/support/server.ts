@@ -5,9 +5,10 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createFreshDatabase } from './pgdb.ts';
+import { startCommand } from './start-command.ts';
 
 /**
- * The real server (`node --import tsx http/main.ts`) as a child process, for tests where a
+ * The real server (as `npm start` runs it) as a child process, for tests where a
  * crash or a restart is the point. Every child is tracked so `killAllServers()` in an
  * afterEach leaves nothing behind when a test fails half way.
  */
@@ -87,7 +88,8 @@ export async function startServer(storage: Storage, { env = {}, readyTimeoutMs =
   });
 
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'http/main.ts'], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
+  const { nodeArgs, script } = startCommand();
+  const child = spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
   live.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => live.delete(child));
