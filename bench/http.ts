@@ -41,8 +41,11 @@ const profileDir = args.get('cpu-prof-dir');
  * load generator about four times the CPU per request.
  */
 const clientKind = args.get('client') ?? 'raw';
-/** NODE_OPTIONS for the server process only, to compare V8 or Node settings. */
-const serverNodeOptions = args.get('server-node-options');
+/**
+ * Node flags for the server, after those of `npm start` (so a V8 flag given here wins), to
+ * compare settings: `--server-node-args='--max-semi-space-size=16'`.
+ */
+const serverNodeArgs = args.get('server-node-args')?.split(/\s+/).filter(Boolean) ?? [];
 if (clientKind !== 'raw' && clientKind !== 'node') throw new Error(`--client must be raw or node, not ${clientKind}`);
 const cores = availableParallelism();
 
@@ -73,12 +76,11 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   try {
     server = await spawnServer({
-      ...(profileDir ? { extraNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+      extraNodeArgs: [...serverNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
       env: {
         DATABASE_URL: store.url,
         DATA_DIR: dataDir,
         LOG_LEVEL: 'warn',
-        ...(serverNodeOptions ? { NODE_OPTIONS: serverNodeOptions } : {}),
         API_TOKENS: JSON.stringify([{ token, role: 'admin', subject: 'bench' }]),
       },
     });
