@@ -13,4 +13,4 @@ USER node
 ENV HOST=0.0.0.0 PORT=3000 DATA_DIR=/app/data
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3000/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "http/main.ts"]
+CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "http/main.ts"]
