@@ -167,7 +167,7 @@ async function main(): Promise<void> {
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const storage = embedded
-      ? `embedded PostgreSQL in ${path.resolve(embedded.dataDir)} on 127.0.0.1:${embedded.port}${embedded.socketDir ? ' (the app connects through its Unix socket there)' : ''}${embedded.initialised ? ' (new cluster)' : ''}`
+      ? `embedded PostgreSQL in ${path.resolve(embedded.dataDir)} on 127.0.0.1:${embedded.port}${embedded.socketDir ? ' and a Unix socket there, which the app uses' : ''}${embedded.initialised ? ' (new cluster)' : ''}`
       : `PostgreSQL at ${redactUrl(connectionString)}`;
     const locks = coordination.kind === 'redis' ? `Redis at ${redactUrl(config.REDIS_URL!)}` : 'in-process (single node)';
     const insurerLine = simulator ? `insurer simulator at ${simulator.url} (demo insurer KK01)` : `${insurers.length} insurer(s) from INSURERS`;
