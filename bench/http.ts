@@ -46,6 +46,7 @@ const clientKind = args.get('client') ?? 'raw';
  * compare settings: `--server-node-args='--max-semi-space-size=16'`.
  */
 const serverNodeArgs = args.get('server-node-args')?.split(/\s+/).filter(Boolean) ?? [];
+if (serverNodeArgs.some((a) => !a.startsWith('-'))) throw new Error(`--server-node-args takes Node flags, as --server-node-args='--max-semi-space-size=16'`);
 if (clientKind !== 'raw' && clientKind !== 'node') throw new Error(`--client must be raw or node, not ${clientKind}`);
 const cores = availableParallelism();
 

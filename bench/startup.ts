@@ -1,6 +1,6 @@
 /**
  * Cold and warm start of the server on the embedded PostgreSQL: spawn exactly what `npm start`
- * runs (`node --import tsx http/main.ts`) with an empty DATA_DIR and no DATABASE_URL, time the
+ * runs (its command line, read from package.json) with an empty DATA_DIR and no DATABASE_URL, time the
  * first 200 from GET /readyz, stop it with SIGTERM, then start again on the same DATA_DIR.
  * Also times `npm start` itself once (cold), for the cost of npm and the tsx launcher.
  *

@@ -27,13 +27,14 @@ const postgresFlags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connection
 
 /**
  * The cluster directory, when the server's socket can live there: a socket's path must fit
- * `sockaddr_un` (107 bytes), and the setting is a list whose separators the path must not hold.
- * The app connects through it, which costs both sides less CPU per round trip than TCP on
- * loopback; the server listens on 127.0.0.1 as well, for tools.
+ * `sockaddr_un` (103 bytes on macOS, 107 on Linux: the smaller), and the setting is a list
+ * whose separators the path must not hold. The app connects through it, which costs both sides
+ * less CPU per round trip than TCP on loopback; the server listens on 127.0.0.1 as well, for
+ * tools.
  */
 export function socketDirFor(clusterDir: string, port: number): string | undefined {
   const socket = path.join(clusterDir, `.s.PGSQL.${port}`);
-  return Buffer.byteLength(socket) <= 107 && /^[\w/.+@:-]+$/.test(clusterDir) ? clusterDir : undefined;
+  return Buffer.byteLength(socket) <= 103 && /^[\w/.+@:-]+$/.test(clusterDir) ? clusterDir : undefined;
 }
 
 /**
@@ -48,8 +49,18 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
   const chosenPort = port ?? (await freePort());
   const initialised = !existsSync(path.join(clusterDir, 'PG_VERSION'));
   if (initialised) await initialiseCluster(clusterDir, onLog);
-  const socketDir = socketDirFor(clusterDir, chosenPort);
-  const postmaster = await spawnPostmaster(clusterDir, ['-p', String(chosenPort), '-c', `unix_socket_directories=${socketDir ?? ''}`, ...postgresFlags], onLog);
+  let socketDir = socketDirFor(clusterDir, chosenPort);
+  const start = (dir: string | undefined) => spawnPostmaster(clusterDir, ['-p', String(chosenPort), '-c', `unix_socket_directories=${dir ?? ''}`, ...postgresFlags], onLog);
+  let postmaster;
+  try {
+    postmaster = await start(socketDir);
+  } catch (err) {
+    // A file system that cannot hold sockets (some shared folders and bind mounts): TCP only.
+    if (!socketDir || !/Unix-domain socket/.test((err as Error).message)) throw err;
+    onLog(`no Unix socket in ${clusterDir}; connecting over TCP: ${(err as Error).message}`);
+    socketDir = undefined;
+    postmaster = await start(undefined);
+  }
   const url = new URL(`postgres://postgres:postgres@127.0.0.1:${chosenPort}/postgres`);
   if (socketDir) url.searchParams.set('host', socketDir);
   return {
