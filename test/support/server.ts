@@ -4,6 +4,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { embeddedConnectionString } from '../../storage/embedded.ts';
 import { createFreshDatabase } from './pgdb.ts';
 import { startCommand } from './start-command.ts';
 
@@ -171,10 +172,10 @@ export async function stopOrphanPostgres(dataDir: string): Promise<void> {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-/** The connection URL of the embedded postgres a server runs on `dataDir` (read from postmaster.pid). */
+/** The connection URL of the embedded postgres a server runs on `dataDir`, as the server reaches it (from postmaster.pid: port, socket directory). */
 export function embeddedUrl(dataDir: string): string {
   const lines = readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
-  return `postgres://postgres:postgres@127.0.0.1:${Number(lines[3])}/postgres`;
+  return embeddedConnectionString(Number(lines[3]), lines[4] || undefined);
 }
 
 async function waitReady(url: string, timeoutMs: number, isDown: () => boolean): Promise<number> {
