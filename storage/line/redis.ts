@@ -38,6 +38,7 @@ interface Scripts {
     pausedAt: string,
     pausedBy: string,
     quarantineMs: number,
+    mirroredEpoch: string,
   ): Promise<unknown>;
   lineConfirm(control: string, epoch: string): Promise<unknown>;
   lineState(control: string, lease: string): Promise<unknown>;
@@ -59,7 +60,8 @@ const flag = (on: boolean | undefined): Flag => (on ? '1' : '0');
 /** Row of sql.bumpEpoch: the durable pause state and its epoch. */
 interface EpochRow extends Omit<StateRow, 'holder'> {
   epoch: number;
-  mirrored: boolean;
+  /** The epoch whose resync first let Redis hand out leases on the line; null before. */
+  mirrored_epoch: number | null;
 }
 
 /**
@@ -128,7 +130,8 @@ export async function createRedisLine({
       row.paused_at === null ? '' : String(row.paused_at),
       row.paused_by ?? '',
       // Before any lease was possible there is none to lose.
-      row.mirrored ? maxTtlMs : 0,
+      row.mirrored_epoch === null ? 0 : maxTtlMs,
+      String(row.mirrored_epoch ?? 0),
     );
     return decode.state(reply, 'line-apply');
   }
@@ -137,8 +140,8 @@ export async function createRedisLine({
    * Rebuilds a missing or unconfirmed control hash from Postgres. The new epoch is committed
    * before Redis sees it (tokens start above it), and the state is confirmed only if no newer
    * one was committed meanwhile: a slow resync never revives a state that a pause replaced.
-   * `mirrored` is committed before the first confirmation, so any later rebuild knows that a
-   * lease may have been lost and keeps the line busy.
+   * `mirrored_epoch` is committed before the first confirmation, so any later rebuild knows
+   * that a lease may have been lost and keeps the line busy (see line-apply.lua for when).
    */
   async function resync(lineId: string): Promise<void> {
     const k = keysOf(lineId);

@@ -230,12 +230,15 @@ export function state(lineId: string): Query {
 
 // Redis mode: Postgres holds only the pause and the epoch.
 
-/** Bumps the epoch (creating the row). Row: paused, reason, paused_at, paused_by, epoch, mirrored. */
+/**
+ * Bumps the epoch (creating the row). Row: paused, reason, paused_at, paused_by, epoch, and
+ * mirrored_epoch (null until a resync first let Redis hand out leases).
+ */
 export function bumpEpoch(lineId: string): Query {
   return {
     text: `INSERT INTO lines AS l (id, epoch) VALUES ($1, 1)
       ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1
-      RETURNING paused, reason, paused_at, paused_by, epoch, mirrored`,
+      RETURNING paused, reason, paused_at, paused_by, epoch, mirrored_epoch`,
     values: [lineId],
   };
 }
@@ -246,5 +249,8 @@ export function bumpEpoch(lineId: string): Query {
  * confirm). Row when it is: epoch.
  */
 export function markMirrored(lineId: string, epoch: number): Query {
-  return { text: `UPDATE lines SET mirrored = true WHERE id = $1 AND epoch = $2 RETURNING epoch`, values: [lineId, epoch] };
+  return {
+    text: `UPDATE lines SET mirrored_epoch = coalesce(mirrored_epoch, epoch) WHERE id = $1 AND epoch = $2 RETURNING epoch`,
+    values: [lineId, epoch],
+  };
 }

@@ -95,21 +95,26 @@ const tokenOf = (r: AcquireResult | null) => {
 
 /**
  * A database handle of a process that stalls: `stallOnce()` makes the next query or transaction
- * complete (committed) but hold its result until `go()` is called.
+ * (or the next query whose text matches) complete (committed) but hold its result until `go()`
+ * is called.
  */
 function stallingDb(db: Db) {
   let gate: Promise<void> | undefined;
-  const passGate = async <T>(result: T) => {
+  let matches: ((text: string) => boolean) | undefined;
+  const passGate = async <T>(result: T, text?: string) => {
+    if (matches && !(text !== undefined && matches(text))) return result;
     const wait = gate;
     gate = undefined;
+    matches = undefined;
     if (wait) await wait;
     return result;
   };
   return {
-    db: { ...db, query: async (text, values) => passGate(await db.query(text, values)), tx: async (fn) => passGate(await db.tx(fn)) } as Db,
-    stallOnce() {
+    db: { ...db, query: async (text, values) => passGate(await db.query(text, values), text), tx: async (fn) => passGate(await db.tx(fn)) } as Db,
+    stallOnce(match?: RegExp) {
       let go!: () => void;
       gate = new Promise((resolve) => (go = resolve));
+      matches = match && ((text) => match.test(text));
       return { go, stalled: async () => { while (gate) await sleep(2); } };
     },
   };
@@ -710,6 +715,41 @@ function redisOnlySuite(target: Target) {
     stall.go();
     expect(await attempt).toEqual({ ok: false, reason: 'paused' });
     expect(await a.state(id)).toMatchObject({ paused: true, reason: 'paused during a resync' });
+  });
+
+  it('does not hold a new line busy when a second process sets it up before the first confirms', async () => {
+    const { b, make, id } = await open();
+    const slow = stallingDb(dbA);
+    const a = await make(slow.db);
+    // "a" is the first to set the line up: it has recorded that Redis may hand out leases on it,
+    // and stalls before it confirms the mirror. No lease was ever handed out.
+    const stall = slow.stallOnce(/SET mirrored_epoch/);
+    const first = a.acquire(id, holder('a'), LONG_TTL);
+    await stall.stalled();
+    const second = holder('b');
+    const got = await b.acquire(id, second, LONG_TTL);
+    stall.go();
+    expect(got.ok).toBe(true);
+    expect(await first).toEqual({ ok: false, reason: 'busy' });
+    expect((await a.state(id)).inFlight).toEqual(second);
+  });
+
+  it('keeps the line busy when a process that read it before it was ever mirrored rebuilds it after Redis lost a lease', async () => {
+    const { b, make, forget, id } = await open({ maxTtlMs: 300 });
+    const slow = stallingDb(dbA);
+    const a = await make(slow.db);
+    // "a" reads the new line (not mirrored yet) and stalls; "b" sets it up and takes a lease.
+    const stall = slow.stallOnce();
+    const attempt = a.acquire(id, holder('a'), 300);
+    await stall.stalled();
+    const t1 = tokenOf(await b.acquire(id, holder('b'), 300));
+    // Redis loses the lease still in flight; "a" goes on with what it read before.
+    await forget();
+    stall.go();
+    expect(await attempt).toEqual({ ok: false, reason: 'busy' });
+    expect(await b.acquire(id, holder('b'), 300)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(350);
+    expect(tokenOf(await a.acquire(id, holder('a'), 300))).toBeGreaterThan(t1);
   });
 
   it('does not hold a line busy on its first use, even when two processes set it up at once', async () => {

@@ -7,9 +7,15 @@
 -- ARGV[4] pausedAt (epoch ms), ARGV[5] pausedBy ('' for none in all three),
 -- ARGV[6] quarantine ms: when (re)establishing, keep the line busy this long unless a lease is
 --         held (one lost with Redis's data may still have a request in flight); 0 for none
+-- ARGV[7] the epoch whose resync first let Redis hand out leases on the line (0: never)
 -- An older epoch than the one held changes nothing. A missing or unconfirmed control hash is
 -- (re)established unconfirmed, with the token counter raised to epoch * 1e9, so tokens never
 -- repeat after Redis loses its data (epochs are durable and only grow).
+-- The quarantine is laid when the hash is missing, or unconfirmed from an epoch older than
+-- ARGV[7]: such a hash may have been made, without one, from a read of the line before it was
+-- ever mirrored. One from ARGV[7] or later was made by that first resync (no lease yet) or
+-- by a process that already knew the line was mirrored (quarantined then); quarantining again
+-- would keep a new line busy when two processes set it up at once.
 -- Returns {ready 1|0, paused '1'|'0', reason, pausedAt, pausedBy, holder JSON} after applying,
 -- '' for absent values.
 local epoch = tonumber(ARGV[1])
@@ -19,6 +25,7 @@ local ready = held[2] == '1'
 if current == nil or current <= epoch then
   if not ready then
     local quarantine = tonumber(ARGV[6])
+    if current ~= nil and current >= tonumber(ARGV[7]) then quarantine = 0 end
     if quarantine > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
       -- Token 0 never matches a release; no holder, so state reports nothing in flight.
       redis.call('HSET', KEYS[2], 'token', '0', 'holder', '')
