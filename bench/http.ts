@@ -6,11 +6,14 @@
  *
  *   npx tsx bench/http.ts --db=external|embedded [--rounds=3] [--clients=50] [--actors=10000]
  *                         [--warmup-ms=2000] [--duration-ms=10000] [--cpu-prof-dir=.tmp/prof]
- *                         [--client=raw|node]
+ *                         [--client=raw|node] [--client-sched=batch|normal]
  *
  * The load generator shares the machine's cores with the server and PostgreSQL, so each phase
  * also reports the CPU each of the three spends per event, and the rate those costs allow at
- * most if every core were busy with nothing else.
+ * most if every core were busy with nothing else. By default it runs under SCHED_BATCH once the
+ * server is up (bench/lib/sched.ts): remote clients would not compete with the server at all,
+ * and on two cores a client that preempts the server at every answer it receives measures the
+ * context switches it causes. `--client-sched=normal` measures with the default policy.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -23,6 +26,7 @@ import { closedLoop, type LoadResult } from './lib/load.ts';
 import { benchJson, log, procMemory, sleep } from './lib/report.ts';
 import { httpRequester } from './lib/http-request.ts';
 import { RawConnection } from './lib/raw-http.ts';
+import { yieldOnWakeup, type ClientSched } from './lib/sched.ts';
 import { spawnServer, type ServerProcess } from './lib/server.ts';
 import { median, medianOf, round } from './lib/stats.ts';
 
@@ -48,6 +52,8 @@ const clientKind = args.get('client') ?? 'raw';
 const serverNodeArgs = args.get('server-node-args')?.split(/\s+/).filter(Boolean) ?? [];
 if (serverNodeArgs.some((a) => !a.startsWith('-'))) throw new Error(`--server-node-args takes Node flags, as --server-node-args='--max-semi-space-size=16'`);
 if (clientKind !== 'raw' && clientKind !== 'node') throw new Error(`--client must be raw or node, not ${clientKind}`);
+const clientSchedArg = args.get('client-sched') ?? 'batch';
+if (clientSchedArg !== 'batch' && clientSchedArg !== 'normal') throw new Error(`--client-sched must be batch or normal, not ${clientSchedArg}`);
 const cores = availableParallelism();
 
 const TARGET = { eventsPerSec: 5000, p99Ms: 50 };
@@ -86,7 +92,9 @@ async function main(): Promise<void> {
       },
     });
     const readyMs = await server.ready();
-    log(`http bench on ${kind} Postgres: server pid ${server.pid} ready in ${Math.round(readyMs)} ms; ${clients} ${clientKind} clients, ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms; ${cores} cores`);
+    const clientSched: ClientSched = clientSchedArg === 'batch' ? yieldOnWakeup() : 'normal';
+    if (clientSched !== clientSchedArg) log(`  could not put the load generator under SCHED_BATCH (chrt): it runs with the normal policy`);
+    log(`http bench on ${kind} Postgres: server pid ${server.pid} ready in ${Math.round(readyMs)} ms; ${clients} ${clientKind} clients (${clientSched === 'batch' ? 'SCHED_BATCH' : 'normal scheduling'}), ${rounds} rounds of ${warmupMs} ms warm-up + ${durationMs} ms; ${cores} cores`);
     client = httpClient(server.port, token, agent);
     const created = await createAll(client);
     log(`  first event to each of ${actors} actors: ${created.perSec} actors/s (${created.ms} ms)`);
@@ -115,6 +123,7 @@ async function main(): Promise<void> {
       db: kind,
       clients,
       client: clientKind,
+      clientSched,
       cores,
       actors,
       rounds,
