@@ -60,7 +60,7 @@ const flag = (on: boolean | undefined): Flag => (on ? '1' : '0');
 /** Row of sql.bumpEpoch: the durable pause state and its epoch. */
 interface EpochRow extends Omit<StateRow, 'holder'> {
   epoch: number;
-  /** The epoch whose resync first let Redis hand out leases on the line; null before. */
+  /** The epoch of the first resync that recorded the line as mirrored (so leases may follow); null before. */
   mirrored_epoch: number | null;
 }
 

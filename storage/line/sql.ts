@@ -231,13 +231,14 @@ export function state(lineId: string): Query {
 // Redis mode: Postgres holds only the pause and the epoch.
 
 /**
- * Bumps the epoch (creating the row). Row: paused, reason, paused_at, paused_by, epoch, and
- * mirrored_epoch (null until a resync first let Redis hand out leases).
+ * Gives the line a new epoch (creating the row), from a sequence: a number is never handed out
+ * twice, even when the transaction that took it rolls back. Row: paused, reason, paused_at,
+ * paused_by, epoch, and mirrored_epoch (null until a resync first recorded the line as mirrored).
  */
 export function bumpEpoch(lineId: string): Query {
   return {
-    text: `INSERT INTO lines AS l (id, epoch) VALUES ($1, 1)
-      ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1
+    text: `INSERT INTO lines AS l (id, epoch) VALUES ($1, nextval('line_epochs'))
+      ON CONFLICT (id) DO UPDATE SET epoch = nextval('line_epochs')
       RETURNING paused, reason, paused_at, paused_by, epoch, mirrored_epoch`,
     values: [lineId],
   };

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Db } from '../../storage/db.ts';
@@ -16,6 +17,8 @@ interface Harness {
   make(db: Db): Promise<Line>;
   /** Redis only: drop every key of this test, as a Redis restart without persistence would. */
   forget?(): Promise<void>;
+  /** Redis only: the prefix of this test's keys. */
+  keyPrefix?: string;
 }
 
 interface Target {
@@ -74,6 +77,7 @@ const redis: Target = {
       make,
       fresh: () => make(pg.reopen()),
       forget: () => dropKeys(redisUrl, keyPrefix),
+      keyPrefix,
       async close() {
         await Promise.all(opened.map((l) => l.close()));
         await dropKeys(redisUrl, keyPrefix);
@@ -665,7 +669,7 @@ function redisOnlySuite(target: Target) {
   async function open(opts?: { maxTtlMs?: number }) {
     const harness = await target.open(opts);
     onTestFinished(() => harness.close());
-    return { ...harness, forget: harness.forget!, id: `insurer:${randomUUID()}` };
+    return { ...harness, forget: harness.forget!, keyPrefix: harness.keyPrefix!, id: `insurer:${randomUUID()}` };
   }
 
   it('keeps refusing a paused line after Redis lost its keys', async () => {
@@ -748,6 +752,30 @@ function redisOnlySuite(target: Target) {
     stall.go();
     expect(await attempt).toEqual({ ok: false, reason: 'busy' });
     expect(await b.acquire(id, holder('b'), 300)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(350);
+    expect(tokenOf(await a.acquire(id, holder('a'), 300))).toBeGreaterThan(t1);
+  });
+
+  it('keeps the line busy when Redis runs a rolled-back pause late, after it lost a lease', async () => {
+    const { b, make, forget, keyPrefix, id } = await open({ maxTtlMs: 300 });
+    // "x" pauses a new line: its step reaches Redis, then its transaction rolls back.
+    const x = await make({ ...dbA, tx: (fn) => dbA.tx(async (tx) => { await fn(tx); throw new Error('connection lost at commit'); }) } as Db);
+    await expect(x.pause(id, 'maintenance', 'ops')).rejects.toThrow(/connection lost/);
+    const control = `${keyPrefix}line:{${id}}:control`;
+    const redis = new Redis(redisUrl);
+    onTestFinished(() => void redis.disconnect());
+    const lateEpoch = await redis.hget(control, 'epoch');
+    expect(lateEpoch).not.toBeNull();
+    // The line is set up and a lease handed out; then Redis loses it, and runs the pause's step
+    // again after reconnecting (a client resends a command whose answer it never had).
+    const t1 = tokenOf(await b.acquire(id, holder('b'), 300));
+    await forget();
+    const lua = readFileSync(new URL('../../storage/line/lua/line-apply.lua', import.meta.url), 'utf8');
+    const keys = ['control', 'lease', 'token'].map((k) => `${keyPrefix}line:{${id}}:${k}`);
+    await redis.eval(lua, 3, ...keys, lateEpoch!, '1', 'maintenance', String(Date.now()), 'ops', '0', '0');
+    // Postgres holds no pause; the next process resyncs, and the lost lease may still be in flight.
+    const a = await make(dbB);
+    expect(await a.acquire(id, holder('a'), 300)).toEqual({ ok: false, reason: 'busy' });
     await sleep(350);
     expect(tokenOf(await a.acquire(id, holder('a'), 300))).toBeGreaterThan(t1);
   });

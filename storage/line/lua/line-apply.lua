@@ -7,15 +7,18 @@
 -- ARGV[4] pausedAt (epoch ms), ARGV[5] pausedBy ('' for none in all three),
 -- ARGV[6] quarantine ms: when (re)establishing, keep the line busy this long unless a lease is
 --         held (one lost with Redis's data may still have a request in flight); 0 for none
--- ARGV[7] the epoch whose resync first let Redis hand out leases on the line (0: never)
+-- ARGV[7] the epoch of the first resync that recorded the line as mirrored in Postgres, after
+--         which it may confirm and Redis hand out leases (0: never)
 -- An older epoch than the one held changes nothing. A missing or unconfirmed control hash is
 -- (re)established unconfirmed, with the token counter raised to epoch * 1e9, so tokens never
 -- repeat after Redis loses its data (epochs are durable and only grow).
 -- The quarantine is laid when the hash is missing, or unconfirmed from an epoch older than
 -- ARGV[7]: such a hash may have been made, without one, from a read of the line before it was
--- ever mirrored. One from ARGV[7] or later was made by that first resync (no lease yet) or
--- by a process that already knew the line was mirrored (quarantined then); quarantining again
--- would keep a new line busy when two processes set it up at once.
+-- ever mirrored, after Redis lost a lease. Epochs are never handed out twice (a sequence, even
+-- across rollbacks), so a hash from ARGV[7] was made by that first resync, before it recorded
+-- the line as mirrored and so before any lease, and one from a later epoch by a process that
+-- read the line as mirrored, which quarantined it if it had to. Quarantining those again would
+-- keep a new line busy when two processes set it up at once.
 -- Returns {ready 1|0, paused '1'|'0', reason, pausedAt, pausedBy, holder JSON} after applying,
 -- '' for absent values.
 local epoch = tonumber(ARGV[1])
