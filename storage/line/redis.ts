@@ -230,8 +230,10 @@ export async function createRedisLine({
       assertText('reason', reason);
       assertText('by', by);
       open();
-      // The row stays locked until Redis has the flag: no resync or resume can interleave, and
+      // The row stays locked until Redis has answered: no resync or resume can interleave, and
       // a failed commit leaves Redis paused and Postgres not, the safe way round (pause throws).
+      // A step that timed out may still reach Redis after the rollback; its epoch is never
+      // handed out again, so a newer state overrides it (see line-apply.lua).
       const state = await db.tx(async (tx) => {
         let paused: (StateRow & { changed: boolean }) | undefined;
         // No row only when a concurrent first write created the line's row; then it is locked and seen.
