@@ -1,4 +1,4 @@
-import { createActor, type AnyActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode, type InspectionEvent } from 'xstate';
+import { createActor, type AnyActor, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode, type InspectionEvent, type Subscription } from 'xstate';
 import type { Clock } from './clock.ts';
 import type { TransitionRecord } from './committer.ts';
 import { stateName } from './redact.ts';
@@ -17,7 +17,12 @@ export interface StepOutcome {
  */
 export class Activation {
   readonly actor: AnyActor;
-  private inStep = true;
+  /**
+   * Watches the actor for transitions it makes by itself, while it is not being fed an event
+   * here: XState builds inspection events only while someone watches, and they cost about a
+   * third of a step.
+   */
+  private watching: Subscription | undefined;
   private lastState: string;
   private spontaneous: TransitionRecord[] = [];
   /** Due time of each scheduled entry XState holds, keyed by the entry object itself. */
@@ -38,7 +43,6 @@ export class Activation {
     this.actor = createActor(def.machine, {
       clock,
       ...(persisted ? { snapshot: persisted as any } : def.input ? { input: def.input(key) } : {}),
-      inspect: (ev) => this.inspect(ev),
     });
     this.lastState = persisted ? stateName((persisted as { value?: unknown }).value) : '';
     // Without an error observer XState rethrows a machine's error from a timer, which would
@@ -54,7 +58,7 @@ export class Activation {
     if (!persisted) {
       this.spontaneous.push({ seq: null, eventType: 'xstate.init', from: '', to: this.state, accepted: true, at: clock.now() });
     }
-    this.inStep = false;
+    this.watch();
   }
 
   get snapshot(): AnyMachineSnapshot {
@@ -77,11 +81,11 @@ export class Activation {
     const transitions = snap.machine.getTransitionData(snap as any, event as any);
     if (!transitions.some((t) => t.target !== undefined || t.actions.length)) return { accepted: false, from, to: from };
     if (withoutEffects && mayStartEffects(snap.machine, transitions)) return undefined;
-    this.inStep = true;
+    this.unwatch();
     try {
       this.actor.send(event as any);
     } finally {
-      this.inStep = false;
+      this.watch();
     }
     this.lastState = this.state;
     return { accepted: true, from, to: this.lastState };
@@ -132,12 +136,21 @@ export class Activation {
   }
 
   stop(): void {
-    this.inStep = true;
+    this.unwatch();
     this.actor.stop();
   }
 
+  private watch(): void {
+    this.watching ??= this.actor.system.inspect((ev: InspectionEvent) => this.inspect(ev));
+  }
+
+  private unwatch(): void {
+    this.watching?.unsubscribe();
+    this.watching = undefined;
+  }
+
   private inspect(ev: InspectionEvent): void {
-    if (ev.type !== '@xstate.snapshot' || ev.actorRef !== this.actor || this.inStep) return;
+    if (ev.type !== '@xstate.snapshot' || ev.actorRef !== this.actor) return;
     const to = stateName((ev.snapshot as AnyMachineSnapshot).value);
     this.spontaneous.push({ seq: null, eventType: ev.event.type, from: this.lastState, to, accepted: true, at: this.clock.now() });
     this.lastState = to;
