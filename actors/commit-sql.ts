@@ -32,13 +32,15 @@ export async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<strin
  * The typed columns of a row source that zips arrays (as a multi-argument `unnest` does),
  * numbering its parameters from `values`. A jsonb column is passed as one JSON array of its
  * documents, which are JSON already: joined as they are, parsed once by the server, instead of
- * escaped into an array literal element by element and each parsed again.
+ * escaped into an array literal element by element and each parsed again. It is made an array
+ * before it is unnested: `jsonb_array_elements` as a row source of its own made a statement
+ * saving one 10 KB snapshot take twice as long on PostgreSQL 15 (3.1 against 1.5 ms here).
  */
 function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): string {
   const sources = columns.map(([type, data]) => {
     if (type === 'jsonb') {
       values.push(`[${(data as string[]).join(',')}]`);
-      return `jsonb_array_elements($${values.length}::jsonb)`;
+      return `unnest(ARRAY(SELECT e FROM jsonb_array_elements($${values.length}::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n))`;
     }
     values.push(data);
     return `unnest($${values.length}::${type}[])`;
