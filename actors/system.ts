@@ -2,8 +2,8 @@ import type { Db } from '../storage/db.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { Committer } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
-import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, StaleEpochError, TimeoutError, UnavailableError } from './errors.ts';
-import { validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
+import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, RuntimeError, StaleEpochError, TimeoutError, UnavailableError, ValidationError } from './errors.ts';
+import { unstorableText, validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
 import { historyItem, storedView } from './views.ts';
 import * as store from './store.ts';
 import { Housekeeper } from './housekeeper.ts';
@@ -208,6 +208,8 @@ export class ActorSystem {
     if (Buffer.byteLength(eventJson) > this.maxEventBytes) {
       throw new PayloadTooLargeError(`event is larger than ${this.maxEventBytes} bytes`, { field: 'body' });
     }
+    const unstorable = unstorableText(eventJson, event);
+    if (unstorable) throw new ValidationError(`${unstorable}: text with a NUL character or half a surrogate pair cannot be stored`, { field: unstorable });
     const entry = await this.residents.entry(def, key);
     if (entry.inflightAppends + entry.inbox.length >= def.mailboxSize) {
       this.stats.mailboxFull++;

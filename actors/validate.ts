@@ -35,3 +35,28 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
   }
   return { ...parsed.data, type };
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Where an event holds text PostgreSQL's jsonb cannot store (a NUL character, or half of a
+ * surrogate pair): the dotted path of the first such string or key, undefined when none does.
+ * Such an event would fail the whole group commit it is written in, other senders' events too.
+ */
+export function unstorableText(eventJson: string, event: unknown): string | undefined {
+  // JSON.stringify writes both as \u escapes: an event without such an escape skips the walk.
+  if (!/\\u(?:0000|d[89a-f])/i.test(eventJson)) return undefined;
+  const bad = (text: string) => text.includes('\0') || LONE_SURROGATE.test(text);
+  const walk = (value: unknown, path: string): string | undefined => {
+    if (typeof value === 'string') return bad(value) ? path || 'body' : undefined;
+    if (!value || typeof value !== 'object') return undefined;
+    for (const [key, inner] of Object.entries(value)) {
+      const at = path ? `${path}.${key}` : key;
+      if (bad(key)) return at;
+      const found = walk(inner, at);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(event, '');
+}

@@ -109,6 +109,9 @@ describe('HTTP API', () => {
     await expectProblem(await post('/actors/tally/H-4/events', { noType: true }), 422, 'type');
     await expectProblem(await post('/actors/tally/H-4/events', [1, 2]), 422, 'body');
     await expectProblem(await post('/actors/tally/H-4/events', { type: 'annotate', note: 'n'.repeat(10_000) }), 413, 'body');
+    // Text PostgreSQL cannot store would fail the whole batch, other senders' events with it.
+    await expectProblem(await post('/actors/tally/H-4/events', { type: 'annotate', note: 'a\u0000b' }), 422, 'note');
+    await expectProblem(await post('/actors/tally/H-4/events', { type: 'annotate', note: 'half a pair: \ud83d' }), 422, 'note');
     await expectProblem(await req('/actors/tally/H-4/events', { body: 'type=add', headers: { 'content-type': 'text/plain' } }), 415, 'Content-Type');
     await expectProblem(await post('/actors/tally/H-4/events?wait=maybe', { type: 'close' }), 400, 'wait');
     await expectProblem(await post('/actors/tally/H-4/events', { type: 'close' }, { 'idempotency-key': 'x'.repeat(300) }), 400, 'Idempotency-Key');
