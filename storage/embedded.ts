@@ -148,16 +148,19 @@ async function loadEmbeddedPostgres() {
 /**
  * A process killed with SIGKILL leaves its PostgreSQL child running on the data directory.
  * Shut that orphan down (fast shutdown: it finishes no client work, loses nothing committed)
- * so this process can own the cluster.
+ * so this process can own the cluster. If it is still up after `waitMs`, throws, or with
+ * `orKill` (test clean-up) kills it.
  */
-async function stopOrphan(clusterDir: string): Promise<void> {
+export async function stopOrphan(clusterDir: string, { waitMs = 30_000, orKill = false } = {}): Promise<void> {
   const pidFile = path.join(clusterDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
   process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  if (alive(pid)) throw new Error(`an earlier PostgreSQL (pid ${pid}) still holds ${clusterDir}`);
+  for (let waited = 0; waited < waitMs && alive(pid); waited += 50) await new Promise((r) => setTimeout(r, 50));
+  if (!alive(pid)) return;
+  if (!orKill) throw new Error(`an earlier PostgreSQL (pid ${pid}) still holds ${clusterDir}`);
+  process.kill(pid, 'SIGKILL');
 }
 
 function alive(pid: number): boolean {

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { embeddedConnectionString } from '../../storage/embedded.ts';
+import { embeddedConnectionString, stopOrphan } from '../../storage/embedded.ts';
 import { createFreshDatabase } from './pgdb.ts';
 import { startCommand } from './start-command.ts';
 
@@ -162,14 +162,8 @@ export async function killAllServers(): Promise<void> {
  * A SIGKILLed server leaves its embedded postgres running on DATA_DIR/pg; stop it the way the
  * next server start would (fast shutdown), and hard-kill it if that does not work.
  */
-export async function stopOrphanPostgres(dataDir: string): Promise<void> {
-  const pidFile = path.join(dataDir, 'pg', 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 300 && alive(pid); i++) await sleep(50);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+export function stopOrphanPostgres(dataDir: string): Promise<void> {
+  return stopOrphan(path.join(dataDir, 'pg'), { waitMs: 15_000, orKill: true });
 }
 
 /** The connection URL of the embedded postgres a server runs on `dataDir`, as the server reaches it (from postmaster.pid: port, socket directory). */
@@ -194,15 +188,6 @@ async function waitReady(url: string, timeoutMs: number, isDown: () => boolean):
     await sleep(50);
   }
   throw new Error(`server not ready within ${timeoutMs} ms (last: ${last})`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
