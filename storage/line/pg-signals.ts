@@ -1,4 +1,5 @@
 import type { Db, Session } from '../db.ts';
+import { Handlers } from './handlers.ts';
 
 export type LineSignal = 'stop' | 'want';
 
@@ -12,7 +13,7 @@ const RECONNECT_MS = 1_000;
  */
 export function pgSignals(db: Db, onError?: (err: Error) => void) {
   const channel = `line_signals_${db.schema}`.slice(0, 63);
-  const handlers = new Map<string, Set<(signal: LineSignal) => void>>();
+  const handlers = new Handlers<LineSignal>();
   let session: Promise<Session> | undefined;
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
@@ -24,7 +25,7 @@ export function pgSignals(db: Db, onError?: (err: Error) => void) {
         const colon = payload.indexOf(':');
         const signal = payload.slice(0, colon);
         if (signal !== 'stop' && signal !== 'want') return;
-        for (const handler of handlers.get(payload.slice(colon + 1)) ?? []) queueMicrotask(() => handler(signal));
+        handlers.dispatch(payload.slice(colon + 1), signal);
       });
       s.onLost((err) => {
         session = undefined;
@@ -47,13 +48,8 @@ export function pgSignals(db: Db, onError?: (err: Error) => void) {
     /** Resolves once listening; the result stops `handler`. */
     async watch(lineId: string, handler: (signal: LineSignal) => void): Promise<() => Promise<void>> {
       await listen();
-      let set = handlers.get(lineId);
-      if (!set) handlers.set(lineId, (set = new Set()));
-      set.add(handler);
-      return async () => {
-        set.delete(handler);
-        if (set.size === 0 && handlers.get(lineId) === set) handlers.delete(lineId);
-      };
+      const remove = handlers.add(lineId, handler);
+      return async () => void remove();
     },
     /** Best-effort: a failure is reported, never thrown. */
     send(lineId: string, signal: LineSignal): void {

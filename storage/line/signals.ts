@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { Handlers } from './handlers.ts';
 
 /**
  * One subscriber connection, opened on the first `watch`, for the signals to held leases. It
@@ -7,34 +8,28 @@ import type { Redis } from 'ioredis';
  */
 export function subscriber(client: Redis, onError: ((err: Error) => void) | undefined) {
   let sub: Redis | undefined;
-  const handlers = new Map<string, Set<(message: string) => void>>();
+  const handlers = new Handlers<string>();
   function connection(): Redis {
     if (sub) return sub;
     sub = client.duplicate({ lazyConnect: false });
     sub.on('error', (err: Error) => onError?.(err));
     sub.on('message', (channel: string, message: string) => {
-      for (const handler of handlers.get(channel) ?? []) queueMicrotask(() => handler(message));
+      handlers.dispatch(channel, message);
     });
     return sub;
   }
   return {
     async watch(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
       const conn = connection();
-      let set = handlers.get(channel);
-      if (!set) handlers.set(channel, (set = new Set()));
-      set.add(handler);
+      const remove = handlers.add(channel, handler);
       try {
         await conn.subscribe(channel);
       } catch (err) {
-        set.delete(handler);
+        remove();
         throw err;
       }
       return async () => {
-        set.delete(handler);
-        if (set.size === 0 && handlers.get(channel) === set) {
-          handlers.delete(channel);
-          await conn.unsubscribe(channel).catch(() => {});
-        }
+        if (remove()) await conn.unsubscribe(channel).catch(() => {});
       };
     },
     async close(): Promise<void> {
