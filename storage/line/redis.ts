@@ -129,8 +129,7 @@ export async function createRedisLine({
       row.reason ?? '',
       row.paused_at === null ? '' : String(row.paused_at),
       row.paused_by ?? '',
-      // Before any lease was possible there is none to lose.
-      row.mirrored_epoch === null ? 0 : maxTtlMs,
+      maxTtlMs,
       String(row.mirrored_epoch ?? 0),
     );
     return decode.state(reply, 'line-apply');

@@ -772,7 +772,7 @@ function redisOnlySuite(target: Target) {
     await forget();
     const lua = readFileSync(new URL('../../storage/line/lua/line-apply.lua', import.meta.url), 'utf8');
     const keys = ['control', 'lease', 'token'].map((k) => `${keyPrefix}line:{${id}}:${k}`);
-    await redis.eval(lua, 3, ...keys, lateEpoch!, '1', 'maintenance', String(Date.now()), 'ops', '0', '0');
+    await redis.eval(lua, 3, ...keys, lateEpoch!, '1', 'maintenance', String(Date.now()), 'ops', '300', '0');
     // Postgres holds no pause; the next process resyncs, and the lost lease may still be in flight.
     const a = await make(dbB);
     expect(await a.acquire(id, holder('a'), 300)).toEqual({ ok: false, reason: 'busy' });

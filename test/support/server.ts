@@ -36,7 +36,8 @@ export async function freshStorage(kind: Storage['kind'], serverUrl?: string): P
   return {
     storage: { kind, dataDir },
     async cleanup() {
-      await stopOrphanPostgres(dataDir);
+      // A SIGKILLed server leaves its embedded postgres running: stop it, as a next start would.
+      await stopOrphan(path.join(dataDir, 'pg'), { waitMs: 15_000, orKill: true });
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -156,14 +157,6 @@ export async function killAllServers(): Promise<void> {
       await within(exited, 10_000);
     }),
   );
-}
-
-/**
- * A SIGKILLed server leaves its embedded postgres running on DATA_DIR/pg; stop it the way the
- * next server start would (fast shutdown), and hard-kill it if that does not work.
- */
-export function stopOrphanPostgres(dataDir: string): Promise<void> {
-  return stopOrphan(path.join(dataDir, 'pg'), { waitMs: 15_000, orKill: true });
 }
 
 /** The connection URL of the embedded postgres a server runs on `dataDir`, as the server reaches it (from postmaster.pid: port, socket directory). */

@@ -6,9 +6,9 @@
 -- ARGV[1] epoch of this state (Postgres), ARGV[2] paused '1' | '0', ARGV[3] reason,
 -- ARGV[4] pausedAt (epoch ms), ARGV[5] pausedBy ('' for none in all three),
 -- ARGV[6] quarantine ms: when (re)establishing, keep the line busy this long unless a lease is
---         held (one lost with Redis's data may still have a request in flight); 0 for none
+--         held (one lost with Redis's data may still have a request in flight)
 -- ARGV[7] the epoch of the first resync that recorded the line as mirrored in Postgres, after
---         which it may confirm and Redis hand out leases (0: never)
+--         which it may confirm and Redis hand out leases (0: never, so no lease to lose)
 -- An older epoch than the one held changes nothing. A missing or unconfirmed control hash is
 -- (re)established unconfirmed, with the token counter raised to epoch * 1e9, so tokens never
 -- repeat after Redis loses its data (epochs are durable and only grow).
@@ -27,8 +27,9 @@ local current = tonumber(held[1])
 local ready = held[2] == '1'
 if current == nil or current <= epoch then
   if not ready then
+    local mirrored = tonumber(ARGV[7])
     local quarantine = tonumber(ARGV[6])
-    if current ~= nil and current >= tonumber(ARGV[7]) then quarantine = 0 end
+    if mirrored == 0 or (current ~= nil and current >= mirrored) then quarantine = 0 end
     if quarantine > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
       -- Token 0 never matches a release; no holder, so state reports nothing in flight.
       redis.call('HSET', KEYS[2], 'token', '0', 'holder', '')
