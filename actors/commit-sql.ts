@@ -36,7 +36,7 @@ export async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<strin
  * before it is unnested: `jsonb_array_elements` as a row source of its own made a statement
  * saving one 10 KB snapshot take twice as long on PostgreSQL 15 (3.1 against 1.5 ms here).
  */
-function unnest(values: unknown[], columns: [type: string, data: unknown[]][]): string {
+function rowsFrom(values: unknown[], columns: [type: string, data: unknown[]][]): string {
   const sources = columns.map(([type, data]) => {
     if (type === 'jsonb') {
       values.push(`[${(data as string[]).join(',')}]`);
@@ -65,7 +65,7 @@ export function groupCommit(
   if (appends.length) {
     // Seqs come from the actor row, locked by the upsert until commit, so appends from several
     // nodes to one actor queue up there and never collide; a new actor is this node's.
-    ctes.push(`input AS (SELECT * FROM ${unnest(values, [
+    ctes.push(`input AS (SELECT * FROM ${rowsFrom(values, [
       ['text', appends.map((o) => o.type)],
       ['text', appends.map((o) => o.key)],
       ['jsonb', appends.map((o) => o.eventJson)],
@@ -100,7 +100,7 @@ export function groupCommit(
   if (states.length) {
     ctes.push(`saved AS (UPDATE actors a SET snapshot = v.snapshot, state = v.state, status = v.status,
           processed_seq = v.seq, effects_in_flight = v.busy, updated_at = now()
-      FROM ${unnest(values, [
+      FROM ${rowsFrom(values, [
         ['text', states.map((o) => o.type)],
         ['text', states.map((o) => o.key)],
         ['jsonb', states.map((o) => o.snapshotJson)],
@@ -117,7 +117,7 @@ export function groupCommit(
     // leads to in one update of the row. The row must still be this node's under the epoch the
     // step ran on, and hold no event the step did not see; otherwise the whole batch is refused
     // (below) and goes again as plain appends.
-    ctes.push(`stepped AS (SELECT * FROM ${unnest(values, [
+    ctes.push(`stepped AS (SELECT * FROM ${rowsFrom(values, [
       ['text', steps.map((s) => s.op.type)],
       ['text', steps.map((s) => s.op.key)],
       ['bigint', steps.map((s) => s.save.processedSeq)],
@@ -141,7 +141,7 @@ export function groupCommit(
   const transitions = [...ops, ...stepSaves].flatMap((o) => o.transitions.map((t) => ({ ...t, type: o.type, key: o.key })));
   if (transitions.length) {
     ctes.push(`recorded AS (INSERT INTO transitions (type, key, seq, event_type, from_state, to_state, accepted, at)
-      SELECT * FROM ${unnest(values, [
+      SELECT * FROM ${rowsFrom(values, [
         ['text', transitions.map((t) => t.type)],
         ['text', transitions.map((t) => t.key)],
         ['bigint', transitions.map((t) => t.seq)],
@@ -157,7 +157,7 @@ export function groupCommit(
     // The new set replaces the old one: rows not in it go, rows in it are upserted. The two
     // touch different rows, as sub-statements of one statement must.
     const timers = timerOps.flatMap((o) => o.timers!.map((t) => ({ ...t, type: o.type, key: o.key })));
-    const next = unnest(values, [
+    const next = rowsFrom(values, [
       ['text', timers.map((t) => t.type)],
       ['text', timers.map((t) => t.key)],
       ['text', timers.map((t) => t.id)],
@@ -166,7 +166,7 @@ export function groupCommit(
     ]);
     ctes.push(`next_timers AS (SELECT * FROM ${next} AS n(type, key, timer_id, event, due_at))`);
     ctes.push(`cleared AS (DELETE FROM timers t
-      USING ${unnest(values, [['text', timerOps.map((o) => o.type)], ['text', timerOps.map((o) => o.key)]])} AS v(type, key)
+      USING ${rowsFrom(values, [['text', timerOps.map((o) => o.type)], ['text', timerOps.map((o) => o.key)]])} AS v(type, key)
       WHERE t.type = v.type AND t.key = v.key
         AND NOT EXISTS (SELECT 1 FROM next_timers n WHERE n.type = t.type AND n.key = t.key AND n.timer_id = t.timer_id))`);
     if (timers.length) {
