@@ -20,7 +20,11 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw new ValidationError('the event must be a JSON object with a "type"', { field: 'body' });
   }
-  const { type, ...payload } = input as Record<string, unknown>;
+  const fields = input as Record<string, unknown>;
+  const type = fields.type;
+  // Copied key by key: a rest pattern cost ten times as much.
+  const payload: Record<string, unknown> = {};
+  for (const k in fields) if (k !== 'type' && Object.hasOwn(fields, k)) payload[k] = fields[k];
   if (typeof type !== 'string' || !type) throw new ValidationError('"type" is required and must be a string', { field: 'type' });
   const schema = Object.hasOwn(def.events, type) ? def.events[type] : undefined;
   if (!schema) {
@@ -33,7 +37,13 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
     const field = issue.path.length ? issue.path.join('.') : 'body';
     throw new ValidationError(`${field}: ${issue.message}`, { field });
   }
-  return { ...parsed.data, type };
+  // Its fields, then `type`, as `{ ...parsed.data, type }` would; that spread alone cost more
+  // than the whole check.
+  const event: Record<string, unknown> = {};
+  const data = parsed.data;
+  for (const k in data) if (Object.hasOwn(data, k)) event[k] = data[k];
+  event.type = type;
+  return event as ActorEvent;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

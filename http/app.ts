@@ -8,6 +8,7 @@ import { problemResponse, toProblem } from './problem.ts';
 import type { Registry } from 'prom-client';
 import { createMetrics } from './metrics.ts';
 import { actorRoutes } from './routes/actors.ts';
+import { setHeader } from './request.ts';
 
 export interface AppOptions {
   system: ActorSystem;
@@ -38,7 +39,7 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
     const given = c.req.header('x-request-id');
     const id = given && given.length <= 64 && !/[^\w\-=]/.test(given) ? given : randomUUID();
     c.set('requestId', id);
-    c.header('x-request-id', id);
+    setHeader(c, 'x-request-id', id);
     await next();
     const ms = performance.now() - started;
     metrics.observe(c.req.method, c.req.routePath, c.res.status, ms / 1000);

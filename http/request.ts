@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { ProblemError } from './problem.ts';
 
@@ -52,4 +53,16 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   const value = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!value || encodeCursor(value) !== cursor) throw new ProblemError(400, 'cursor is not one this API handed out', 'cursor');
   return value;
+}
+
+/**
+ * Sets a response header. Served by @hono/node-server, it goes on the Node response, which
+ * merges it into whatever response the handler returns; through Hono it would cost a web
+ * `Headers` object per response, and the copy of it the server makes to write it. Without a
+ * Node response (`app.request` in tests) it goes through Hono.
+ */
+export function setHeader(c: Context, name: string, value: string): void {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (outgoing) outgoing.setHeader(name, value);
+  else c.header(name, value);
 }

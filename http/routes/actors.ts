@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ActorSystem } from '../../actors/system.ts';
 import { requireRole, type AuthEnv } from '../auth.ts';
 import { ProblemError } from '../problem.ts';
-import { decodeCursor, encodeCursor, parseQuery, readJson } from '../request.ts';
+import { decodeCursor, encodeCursor, parseQuery, readJson, setHeader } from '../request.ts';
 
 const boolParam = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -33,7 +33,7 @@ export function actorRoutes(system: ActorSystem, { waitTimeoutMs }: { waitTimeou
     }
     const r = await system.send(type, key, body, opts);
     if (r.duplicate) c.header('idempotent-replayed', 'true');
-    c.header('location', `/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`);
+    setHeader(c, 'location', `/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`);
     return c.json({ seq: r.seq, duplicate: r.duplicate }, 202);
   });
 

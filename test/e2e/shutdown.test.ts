@@ -32,8 +32,21 @@ describe('Ctrl-C on a server with embedded PostgreSQL', () => {
     const dataDir = storage.storage.dataDir;
     const server = await startServer(storage.storage, { ownGroup: true, env: { LOG_LEVEL: 'info' } });
 
+    // Headers the server sets on the Node response, merged into whatever the route answers.
+    const first = await server.fetch('/actors/tally/S-0/events', { method: 'POST', body: JSON.stringify({ type: 'add', id: 'first', amount: 1 }), headers: { 'x-request-id': 'given-1' } });
+    expect(first.status).toBe(202);
+    expect(first.headers.get('location')).toBe('/actors/tally/S-0');
+    expect(first.headers.get('x-request-id')).toBe('given-1');
+    expect(first.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await first.json()).toMatchObject({ seq: 1, duplicate: false });
+    const missing = await server.fetch('/actors/nope/x/events', { method: 'POST', body: '{"type":"add"}' });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(missing.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    await missing.body?.cancel();
+
     // Twenty senders, each adding 1 to its own tally until the server stops answering.
-    const acked = new Map<string, number>();
+    const acked = new Map<string, number>([['S-0', 1]]);
     let sending = true;
     const senders = Array.from({ length: 20 }, async (_, i) => {
       const key = `S-${i}`;
