@@ -132,7 +132,8 @@ export class Activation {
   /** True while an invoked effect is running: evicting now would cancel it. */
   get busy(): boolean {
     const children = this.snapshot.children as Record<string, { getSnapshot(): { status: string } } | undefined>;
-    return Object.values(children).some((c) => c?.getSnapshot().status === 'active');
+    for (const id in children) if (children[id]?.getSnapshot().status === 'active') return true;
+    return false;
   }
 
   stop(): void {

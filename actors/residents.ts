@@ -4,7 +4,7 @@ import type { Clock } from './clock.ts';
 import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
 import { Entry, type StepResult } from './entry.ts';
 import { errInfo, RuntimeError, UnavailableError } from './errors.ts';
-import { stateToSave, stepEvent, type Stepping } from './stepping.ts';
+import { stateToSave, stepEvent, stepResult, type Stepping } from './stepping.ts';
 import * as store from './store.ts';
 import type { RuntimeLogger, RuntimeStats } from './system.ts';
 import type { ActorEvent, ResolvedActorType } from './types.ts';
@@ -174,7 +174,7 @@ export class Residents {
       if (seq <= entry.appliedSeq) continue;
       const step = stepEvent(this.stepping, entry, seq, event, transitions)!;
       current = step.json;
-      if (entry.wants(seq)) entry.processed(seq, step.result());
+      if (entry.wants(seq)) entry.processed(seq, stepResult(entry, step));
     }
     this.save(entry, transitions, current);
   }
@@ -212,7 +212,7 @@ export class Residents {
     if (!step) return undefined;
     entry.draining = true;
     s.seq = entry.lastSeq = entry.lastSeq + 1;
-    if (s.wait) s.result = step.result();
+    if (s.wait) s.result = stepResult(entry, step);
     // Never undefined: the event's seq is past the processed one.
     return stateToSave(this.stepping, entry, transitions, step.json);
   }

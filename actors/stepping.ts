@@ -24,7 +24,7 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
   const act = entry.activation!;
   const out = act.step(event, { withoutEffects });
   if (!out) return undefined;
-  transitions.push(...act.takeSpontaneous());
+  if (act.hasSpontaneous) transitions.push(...act.takeSpontaneous());
   let json: string | undefined;
   let error: Error | undefined;
   let accepted = out.accepted;
@@ -45,10 +45,12 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
   o.stats.processed++;
   if (!accepted) o.stats.notAccepted++;
   transitions.push({ seq, eventType: event.type, from: out.from, to, accepted, at: o.clock.now() });
-  return {
-    json,
-    result: (): StepResult => ({ accepted, state: to, view: liveView(entry), ...(error ? { error } : {}) }),
-  };
+  return { json, accepted, to, error };
+}
+
+/** What a step did, as its waiters are answered: made only when someone waits. */
+export function stepResult(entry: Entry, step: { accepted: boolean; to: string; error: Error | undefined }): StepResult {
+  return { accepted: step.accepted, state: step.to, view: liveView(entry), ...(step.error ? { error: step.error } : {}) };
 }
 
 /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
