@@ -3,7 +3,7 @@ import type { Clock } from './clock.ts';
 import type { TransitionRecord } from './committer.ts';
 import { stateName } from './redact.ts';
 import type { ActorEvent, PendingTimer, ResolvedActorType } from './types.ts';
-import { readScheduled, restoreScheduled } from './xstate-timers.ts';
+import { hasScheduled, readScheduled, restoreScheduled } from './xstate-timers.ts';
 
 export interface StepOutcome {
   accepted: boolean;
@@ -20,7 +20,8 @@ export class Activation {
   /**
    * Watches the actor for transitions it makes by itself, while it is not being fed an event
    * here: XState passes inspection events on (copied, to each watcher) only while someone
-   * watches, and that cost about a quarter of a step.
+   * watches, and that cost about a quarter of a step. Only an actor with a delayed event
+   * scheduled or a child actor can move by itself; one with neither is not watched at all.
    */
   private watching: Subscription | undefined;
   private lastState: string;
@@ -58,7 +59,7 @@ export class Activation {
     if (!persisted) {
       this.spontaneous.push({ seq: null, eventType: 'xstate.init', from: '', to: this.state, accepted: true, at: clock.now() });
     }
-    this.watch();
+    this.watchIfMovable();
   }
 
   get snapshot(): AnyMachineSnapshot {
@@ -85,7 +86,7 @@ export class Activation {
     try {
       this.actor.send(event as any);
     } finally {
-      this.watch();
+      this.watchIfMovable();
     }
     this.lastState = this.state;
     return { accepted: true, from, to: this.lastState };
@@ -141,8 +142,16 @@ export class Activation {
     this.actor.stop();
   }
 
-  private watch(): void {
-    this.watching ??= this.actor.system.inspect((ev: InspectionEvent) => this.inspect(ev));
+  /**
+   * Watches while the actor can move by itself: a delayed event of its own is scheduled, or it
+   * has a child (an invoked or spawned actor) that can settle. Both come only from a step or
+   * from the start, after which this is asked again; a watched actor stays watched until its
+   * next step finds neither.
+   */
+  private watchIfMovable(): void {
+    let movable = hasScheduled(this.actor);
+    if (!movable) for (const _ in this.snapshot.children) movable = true;
+    if (movable) this.watching ??= this.actor.system.inspect((ev: InspectionEvent) => this.inspect(ev));
   }
 
   private unwatch(): void {

@@ -59,6 +59,13 @@ export function readScheduled(actor: AnyActorRef): ScheduledEntry[] {
 }
 
 /** Puts a stored timer back under XState's scheduler, replacing any with the same id. */
+/** Whether the actor has a delayed event of its own pending. */
+export function hasScheduled(actor: AnyActorRef): boolean {
+  const events = privateSystem(actor)._snapshot._scheduledEvents!;
+  for (const id in events) if (events[id]!.source === actor && events[id]!.target === actor) return true;
+  return false;
+}
+
 export function restoreScheduled(actor: AnyActorRef, id: string, event: ActorEvent, remainingMs: number): void {
   const { scheduler } = privateSystem(actor);
   scheduler!.cancel(actor, id);
