@@ -58,7 +58,6 @@ export function readScheduled(actor: AnyActorRef): ScheduledEntry[] {
   return out;
 }
 
-/** Puts a stored timer back under XState's scheduler, replacing any with the same id. */
 /** Whether the actor has a delayed event of its own pending. */
 export function hasScheduled(actor: AnyActorRef): boolean {
   const events = privateSystem(actor)._snapshot._scheduledEvents!;
@@ -66,6 +65,7 @@ export function hasScheduled(actor: AnyActorRef): boolean {
   return false;
 }
 
+/** Puts a stored timer back under XState's scheduler, replacing any with the same id. */
 export function restoreScheduled(actor: AnyActorRef, id: string, event: ActorEvent, remainingMs: number): void {
   const { scheduler } = privateSystem(actor);
   scheduler!.cancel(actor, id);
