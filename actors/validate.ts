@@ -24,7 +24,7 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
   const type = fields.type;
   // Copied key by key: a rest pattern cost ten times as much.
   const payload: Record<string, unknown> = {};
-  for (const k in fields) if (k !== 'type' && Object.hasOwn(fields, k)) payload[k] = fields[k];
+  for (const k in fields) if (k !== 'type' && Object.hasOwn(fields, k)) setField(payload, k, fields[k]);
   if (typeof type !== 'string' || !type) throw new ValidationError('"type" is required and must be a string', { field: 'type' });
   const schema = Object.hasOwn(def.events, type) ? def.events[type] : undefined;
   if (!schema) {
@@ -41,9 +41,19 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
   // than the whole check.
   const event: Record<string, unknown> = {};
   const data = parsed.data;
-  for (const k in data) if (Object.hasOwn(data, k)) event[k] = data[k];
+  for (const k in data) if (Object.hasOwn(data, k)) setField(event, k, data[k]);
   event.type = type;
   return event as ActorEvent;
+}
+
+/**
+ * `target[key] = value` as an own field, as a spread makes it: a `__proto__` key from JSON
+ * must stay a field (which a strict schema then refuses by name), not become the prototype
+ * whose fields the schema would read as the event's.
+ */
+function setField(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
