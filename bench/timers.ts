@@ -17,6 +17,7 @@ import type { Db } from '../storage/db.ts';
 import { dbKind, intArg, parseArgs } from './lib/args.ts';
 import { runBench } from './lib/child.ts';
 import { benchDb } from './lib/db.ts';
+import { watchGc } from './lib/gc.ts';
 import { instrumentDb } from './lib/instrumented-db.ts';
 import { benchJson, log, rssSampler, sleep } from './lib/report.ts';
 import { percentile, round, summarize } from './lib/stats.ts';
@@ -94,6 +95,7 @@ async function runMode(mode: Mode) {
     // Diagnostics for lateness: event-loop delay and pool query latency (the wake path's loads).
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
+    const gc = watchGc();
     counters.record = true;
     log(`  window ${new Date(firstDue).toISOString()} .. +${lastDue - firstDue} ms; ${due.size} timers stored; ${residentAtWindow} actors resident as it opens`);
 
@@ -104,6 +106,7 @@ async function runMode(mode: Mode) {
       await sleep(1000);
     }
     loop.disable();
+    const gcPauses = gc.stop();
     counters.record = false;
     const wokenByWheel = system.stats.activations - stats0.activations;
     const queries = summarize(counters.queryMs);
@@ -127,6 +130,7 @@ async function runMode(mode: Mode) {
       residentAtWindow,
       wokenByTimerWheel: wokenByWheel,
       eventLoopDelayMs: loopDelay,
+      gcPauseMs: gcPauses,
       poolQueryMs: { n: queries.n, p50: queries.p50, p99: queries.p99, max: queries.max },
       rssAfterArmingMb: armedRss,
       peakRssMb,
@@ -138,7 +142,8 @@ async function runMode(mode: Mode) {
     );
     log(
       `  during the window: event-loop delay p99 ${loopDelay.p99} ms (max ${loopDelay.max}); ${queries.n} pool queries outside the group commit, ` +
-        `p50 ${queries.p50} ms, p99 ${queries.p99} ms, max ${queries.max} ms`,
+        `p50 ${queries.p50} ms, p99 ${queries.p99} ms, max ${queries.max} ms; GC pauses: ${gcPauses.major.n} full (longest ${gcPauses.major.maxMs} ms, ` +
+        `${gcPauses.major.totalMs} ms in all), ${gcPauses.minor.n} young (longest ${gcPauses.minor.maxMs} ms, ${gcPauses.minor.totalMs} ms in all)`,
     );
     return result;
   } finally {
