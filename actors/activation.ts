@@ -149,9 +149,7 @@ export class Activation {
    * next step finds neither.
    */
   private watchIfMovable(): void {
-    let movable = hasScheduled(this.actor);
-    if (!movable) for (const _ in this.snapshot.children) movable = true;
-    if (movable) this.watching ??= this.actor.system.inspect((ev: InspectionEvent) => this.inspect(ev));
+    if (hasScheduled(this.actor) || hasKeys(this.snapshot.children)) this.watching ??= this.actor.system.inspect((ev: InspectionEvent) => this.inspect(ev));
   }
 
   private unwatch(): void {
@@ -167,6 +165,11 @@ export class Activation {
     // Let XState finish the step (deferred actions schedule timers) before saving.
     queueMicrotask(this.onSpontaneous);
   }
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 function signature(timers: PendingTimer[]): string {

@@ -50,7 +50,12 @@ export class Residents {
   }
 
   isResident(type: string, key: string): boolean {
-    return !!this.entries.get(`${type}/${key}`)?.activation;
+    return !!this.held(type, key)?.activation;
+  }
+
+  /** The actor's entry when this process already holds it: at hand, without a load or an await. */
+  held(type: string, key: string): Entry | undefined {
+    return this.entries.get(`${type}/${key}`);
   }
 
   /** Drops an entry that holds nothing (made for a send to an actor another node owns). */

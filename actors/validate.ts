@@ -20,11 +20,8 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw new ValidationError('the event must be a JSON object with a "type"', { field: 'body' });
   }
-  const fields = input as Record<string, unknown>;
-  const type = fields.type;
-  // Copied key by key: a rest pattern cost ten times as much.
-  const payload: Record<string, unknown> = {};
-  for (const k in fields) if (k !== 'type' && Object.hasOwn(fields, k)) setField(payload, k, fields[k]);
+  const type = (input as Record<string, unknown>).type;
+  const payload = ownFields(input as Record<string, unknown>, 'type');
   if (typeof type !== 'string' || !type) throw new ValidationError('"type" is required and must be a string', { field: 'type' });
   const schema = Object.hasOwn(def.events, type) ? def.events[type] : undefined;
   if (!schema) {
@@ -37,23 +34,25 @@ export function validateEvent(def: ResolvedActorType, input: unknown): ActorEven
     const field = issue.path.length ? issue.path.join('.') : 'body';
     throw new ValidationError(`${field}: ${issue.message}`, { field });
   }
-  // Its fields, then `type`, as `{ ...parsed.data, type }` would; that spread alone cost more
-  // than the whole check.
-  const event: Record<string, unknown> = {};
-  const data = parsed.data;
-  for (const k in data) if (Object.hasOwn(data, k)) setField(event, k, data[k]);
+  // Its fields, then `type`, as `{ ...parsed.data, type }` would.
+  const event = ownFields(parsed.data);
   event.type = type;
   return event as ActorEvent;
 }
 
 /**
- * `target[key] = value` as an own field, as a spread makes it: a `__proto__` key from JSON
- * must stay a field (which a strict schema then refuses by name), not become the prototype
- * whose fields the schema would read as the event's.
+ * A copy of `source`'s own fields but `except`, as `{ ...source }` (or a rest pattern) makes it,
+ * at a tenth of their cost here. A `__proto__` key from JSON stays a field (which a strict
+ * schema then refuses by name), never the copy's prototype whose fields a schema would read.
  */
-function setField(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-  else target[key] = value;
+function ownFields(source: Record<string, unknown>, except?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in source) {
+    if (k === except || !Object.hasOwn(source, k)) continue;
+    if (k === '__proto__') Object.defineProperty(out, k, { value: source[k], enumerable: true, writable: true, configurable: true });
+    else out[k] = source[k];
+  }
+  return out;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -51,7 +51,7 @@ export function readScheduled(actor: AnyActorRef): ScheduledEntry[] {
   const events = privateSystem(actor)._snapshot._scheduledEvents!;
   const out: ScheduledEntry[] = [];
   for (const raw of Object.values(events)) {
-    if (raw.source !== actor || raw.target !== actor) continue;
+    if (!isOwn(raw, actor)) continue;
     // The entry object itself: a re-scheduled timer is a new object, which is how callers tell.
     out.push(raw);
   }
@@ -61,9 +61,12 @@ export function readScheduled(actor: AnyActorRef): ScheduledEntry[] {
 /** Whether the actor has a delayed event of its own pending. */
 export function hasScheduled(actor: AnyActorRef): boolean {
   const events = privateSystem(actor)._snapshot._scheduledEvents!;
-  for (const id in events) if (events[id]!.source === actor && events[id]!.target === actor) return true;
+  for (const id in events) if (isOwn(events[id]!, actor)) return true;
   return false;
 }
+
+/** A delayed event the actor sent itself (not one to or from a child). */
+const isOwn = (raw: RawScheduled, actor: AnyActorRef) => raw.source === actor && raw.target === actor;
 
 /** Puts a stored timer back under XState's scheduler, replacing any with the same id. */
 export function restoreScheduled(actor: AnyActorRef, id: string, event: ActorEvent, remainingMs: number): void {
