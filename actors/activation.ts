@@ -3,6 +3,7 @@ import type { Clock } from './clock.ts';
 import type { TransitionRecord } from './committer.ts';
 import { stateName } from './redact.ts';
 import type { ActorEvent, PendingTimer, ResolvedActorType } from './types.ts';
+import { hasKeys, persistedJson } from './xstate-persist.ts';
 import { hasScheduled, readScheduled, restoreScheduled } from './xstate-timers.ts';
 
 export interface StepOutcome {
@@ -104,8 +105,9 @@ export class Activation {
     return this.spontaneous.length > 0;
   }
 
-  persisted(): unknown {
-    return this.actor.getPersistedSnapshot();
+  /** The persisted snapshot as JSON. */
+  persistedJson(): string {
+    return persistedJson(this.actor);
   }
 
   /** The pending delayed events with absolute due times. */
@@ -165,11 +167,6 @@ export class Activation {
     // Let XState finish the step (deferred actions schedule timers) before saving.
     queueMicrotask(this.onSpontaneous);
   }
-}
-
-function hasKeys(o: object): boolean {
-  for (const _ in o) return true;
-  return false;
 }
 
 function signature(timers: PendingTimer[]): string {

@@ -30,7 +30,7 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
   let accepted = out.accepted;
   let to = out.to;
   if (accepted) {
-    json = JSON.stringify(act.persisted());
+    json = act.persistedJson();
     if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
       error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
       revert(o, entry);
@@ -73,7 +73,7 @@ export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRe
   const timers = act.timersIfChanged();
   if (!transitions.length && timers === undefined && entry.appliedSeq === entry.processedSeq) return undefined;
   entry.lastActive = o.clock.now();
-  const json = spontaneous.length || snapshotJson === undefined ? JSON.stringify(act.persisted()) : snapshotJson;
+  const json = spontaneous.length || snapshotJson === undefined ? act.persistedJson() : snapshotJson;
   // What is saved is the state to go back to if a later step outgrows the bound.
   entry.lastGoodJson = json;
   return {
