@@ -47,11 +47,12 @@ export function createApp({ system, tokens, logger, ready, maxBodyBytes = 64 * 1
   });
   const tooLarge = (c: Context) => problemResponse(c, { status: 413, detail: `the body is larger than ${maxBodyBytes} bytes`, field: 'body' });
   const streamedLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
-  app.use('*', async function limitBody(c, next) {
+  // Not async, as the bearer check: it hands back next()'s promise rather than wrapping it.
+  app.use('*', function limitBody(c, next) {
     // Content-Length decides without touching the body; only a chunked body is counted as it
     // streams (that path builds a full web Request, which a plain body never needs).
     const length = c.req.header('content-length');
-    if (length !== undefined && !c.req.header('transfer-encoding')) return Number(length) > maxBodyBytes ? tooLarge(c) : next();
+    if (length !== undefined && !c.req.header('transfer-encoding')) return Number(length) > maxBodyBytes ? Promise.resolve(tooLarge(c)) : next();
     if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
     return streamedLimit(c, next);
   });

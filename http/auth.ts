@@ -23,7 +23,8 @@ export function authenticate(tokens: TokenEntry[]): MiddlewareHandler<AuthEnv> {
   const byDigest = new Map(tokens.map((t) => [digest(t.token), { role: t.role, subject: t.subject }]));
   // Headers already matched, so a client's token is hashed once, not on every request.
   const seen = new Map<string, Principal>();
-  return async function authenticateBearer(c, next) {
+  // Not async: it hands back next()'s promise rather than wrapping it in one more.
+  return function authenticateBearer(c, next) {
     const header = c.req.header('authorization') ?? '';
     let principal = seen.get(header);
     if (!principal) {
@@ -36,16 +37,16 @@ export function authenticate(tokens: TokenEntry[]): MiddlewareHandler<AuthEnv> {
       throw new ProblemError(401, /^Bearer\s+\S+$/i.test(header) ? 'unknown bearer token' : 'a bearer token is required', 'Authorization');
     }
     c.set('principal', principal);
-    await next();
+    return next();
   };
 }
 
 /** Allows only the given roles. */
 export function requireRole(...roles: Role[]): MiddlewareHandler<AuthEnv> {
-  return async function roleGuard(c, next) {
+  return function roleGuard(c, next) {
     const { role } = c.get('principal');
     if (!roles.includes(role)) throw new ProblemError(403, `role '${role}' may not use this route (needs ${roles.join(' or ')})`, 'Authorization');
-    await next();
+    return next();
   };
 }
 

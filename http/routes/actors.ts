@@ -22,7 +22,8 @@ export function actorRoutes(system: ActorSystem, { waitTimeoutMs }: { waitTimeou
     const { type, key } = c.req.param();
     // Unknown type → 404 before anything else is read.
     if (system.type(type).domainOnly) throw new ProblemError(403, `events to ${type} actors go through their own API, not this route`, 'type');
-    const query = parseQuery(c, sendQuery);
+    // Most sends have no query string, and nothing to check then.
+    const query = c.req.url.includes('?') ? parseQuery(c, sendQuery) : {};
     const body = await readJson(c);
     const idempotencyKey = c.req.header('idempotency-key');
     const opts = idempotencyKey === undefined ? {} : { idempotencyKey };
