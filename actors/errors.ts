@@ -56,6 +56,12 @@ export class StaleEpochError extends RuntimeError {
   override readonly status = 409;
 }
 
+/**
+ * A state the actor moved to by itself (an effect's output, a timer) that cannot be stored: over
+ * the snapshot bound, or with text PostgreSQL refuses. Nothing since the last save is kept.
+ */
+export class UnstorableStateError extends RuntimeError {}
+
 export class TimeoutError extends RuntimeError {
   override readonly status = 504;
 }

@@ -3,7 +3,7 @@ import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
 import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
 import { Entry, type StepResult } from './entry.ts';
-import { errInfo, RuntimeError, UnavailableError } from './errors.ts';
+import { errInfo, RuntimeError, UnavailableError, UnstorableStateError } from './errors.ts';
 import { stateToSave, stepEvent, stepResult, type Stepping } from './stepping.ts';
 import * as store from './store.ts';
 import type { RuntimeLogger, RuntimeStats } from './system.ts';
@@ -162,6 +162,9 @@ export class Residents {
         // Storage trouble: try again in a second rather than spin.
         if (failed) this.o.clock.setTimeout(() => this.drain(entry, !entry.activation), RETRY_MS);
         else if (entry.inbox.length) this.drain(entry);
+        // A transition the actor made by itself while this drain ran (an effect that settled at
+        // once) found the entry draining and was left for this drain, whose save may have come first.
+        else if (entry.activation?.hasSpontaneous) this.save(entry, []);
       });
   }
 
@@ -286,7 +289,14 @@ export class Residents {
 
   private save(entry: Entry, transitions: TransitionRecord[], snapshotJson?: string): void {
     if (!entry.activation) return;
-    const op = stateToSave(this.stepping, entry, transitions, snapshotJson);
+    let op: SaveOp | undefined;
+    try {
+      op = stateToSave(this.stepping, entry, transitions, snapshotJson);
+    } catch (err) {
+      if (!(err instanceof UnstorableStateError)) throw err;
+      this.letGoUnstorable(entry, err);
+      return;
+    }
     if (!op) return;
     entry.pendingSaves++;
     const seq = op.processedSeq;
@@ -305,6 +315,20 @@ export class Residents {
         },
       )
       .finally(() => entry.pendingSaves--);
+  }
+
+  /**
+   * The actor moved by itself to a state that cannot be stored (an effect's output, say): it is
+   * never written, so it cannot fail the batch of other actors' writes it would join. What the
+   * actor did since its last save is dropped with it; its journal still holds the events, and its
+   * next event, timer or start takes it up from the stored state, running the effect again.
+   * Unlike a failed write it is not retried at once: that would run the effect in a loop.
+   */
+  private letGoUnstorable(entry: Entry, err: UnstorableStateError): void {
+    this.o.stats.unstorableStates++;
+    this.o.log.error({ actor: entry.id, err: errInfo(err) }, 'actor state cannot be stored; actor let go until its next event or timer');
+    entry.failAll(err);
+    this.evict(entry);
   }
 
   evict(entry: Entry): void {

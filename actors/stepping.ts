@@ -2,7 +2,8 @@ import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
 import type { SaveOp, TransitionRecord } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
-import { PayloadTooLargeError } from './errors.ts';
+import { PayloadTooLargeError, UnstorableStateError, ValidationError, type RuntimeError } from './errors.ts';
+import { unstorableText } from './validate.ts';
 import type { RuntimeStats } from './system.ts';
 import type { ActorEvent } from './types.ts';
 import { liveView } from './views.ts';
@@ -31,8 +32,8 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
   let to = out.to;
   if (accepted) {
     json = act.persistedJson();
-    if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
-      error = new PayloadTooLargeError(`event '${event.type}' would grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; it was not applied`, { field: 'snapshot' });
+    error = snapshotProblem(json, entry, `event '${event.type}' would`, 'it was not applied');
+    if (error) {
       revert(o, entry);
       json = undefined;
       accepted = false;
@@ -51,6 +52,22 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
 /** What a step did, as its waiters are answered: made only when someone waits. */
 export function stepResult(entry: Entry, step: { accepted: boolean; to: string; error: Error | undefined }): StepResult {
   return { accepted: step.accepted, state: step.to, view: liveView(entry), ...(step.error ? { error: step.error } : {}) };
+}
+
+/**
+ * Why `json` cannot be stored as the entry's snapshot, as the error to answer with; undefined
+ * when it can. It may not pass the bound, nor hold text PostgreSQL's jsonb refuses (a NUL
+ * character, half a surrogate pair): one such snapshot would fail the whole group commit it
+ * is written in, with the other actors' events and states.
+ */
+function snapshotProblem(json: string, entry: Entry, what: string, outcome: string): RuntimeError | undefined {
+  if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
+    return new PayloadTooLargeError(`${what} grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; ${outcome}`, { field: 'snapshot' });
+  }
+  if (unstorableText(json)) {
+    return new ValidationError(`${what} put text that cannot be stored (a NUL character or half a surrogate pair) into the snapshot of ${entry.id}; ${outcome}`, { field: 'snapshot' });
+  }
+  return undefined;
 }
 
 /** Puts the activation back to its last good snapshot (a step grew it past the bound). */
@@ -73,7 +90,13 @@ export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRe
   const timers = act.timersIfChanged();
   if (!transitions.length && timers === undefined && entry.appliedSeq === entry.processedSeq) return undefined;
   entry.lastActive = o.clock.now();
-  const json = spontaneous.length || snapshotJson === undefined ? act.persistedJson() : snapshotJson;
+  let json = snapshotJson;
+  if (spontaneous.length || json === undefined) {
+    json = act.persistedJson();
+    // A step's snapshot was checked when it was taken; one the actor moved to by itself was not.
+    const problem = spontaneous.length ? snapshotProblem(json, entry, 'a transition the actor made by itself would', 'its state since the last save is dropped') : undefined;
+    if (problem) throw new UnstorableStateError(problem.message, { field: 'snapshot', cause: problem });
+  }
   // What is saved is the state to go back to if a later step outgrows the bound.
   entry.lastGoodJson = json;
   return {

@@ -29,6 +29,8 @@ export interface RuntimeStats {
   activations: number;
   passivations: number;
   saveFailures: number;
+  /** States actors moved to by themselves that could not be stored (see Residents). */
+  unstorableStates: number;
 }
 
 export interface ActorSystemOptions {
@@ -83,6 +85,7 @@ export class ActorSystem {
     activations: 0,
     passivations: 0,
     saveFailures: 0,
+    unstorableStates: 0,
   };
 
   constructor({ db, clock = systemClock, logger = silent, maxEventBytes = 64 * 1024, waitTimeoutMs = 10_000, housekeepingIntervalMs = 1000, node = defaultNode() }: ActorSystemOptions) {

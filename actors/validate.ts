@@ -58,13 +58,15 @@ function ownFields(source: Record<string, unknown>, except?: string): Record<str
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
- * Where an event holds text PostgreSQL's jsonb cannot store (a NUL character, or half of a
- * surrogate pair): the dotted path of the first such string or key, undefined when none does.
- * Such an event would fail the whole group commit it is written in, other senders' events too.
+ * Where a value (an event, a snapshot; `json` is its JSON, and the value is parsed from it when
+ * not given) holds text PostgreSQL's jsonb cannot store (a NUL character, or half of a surrogate
+ * pair): the dotted path of the first such string or key, undefined when none does. Such a value
+ * would fail the whole group commit it is written in, other senders' events too.
  */
-export function unstorableText(eventJson: string, event: unknown): string | undefined {
-  // JSON.stringify writes both as \u escapes: an event without such an escape skips the walk.
-  if (!/\\u(?:0000|d[89a-f])/i.test(eventJson)) return undefined;
+export function unstorableText(json: string, value: unknown = undefined): string | undefined {
+  // JSON.stringify writes both as \u escapes: JSON without such an escape skips the walk (and,
+  // given no value, the parse).
+  if (!/\\u(?:0000|d[89a-f])/i.test(json)) return undefined;
   const bad = (text: string) => text.includes('\0') || LONE_SURROGATE.test(text);
   const walk = (value: unknown, path: string): string | undefined => {
     if (typeof value === 'string') return bad(value) ? path || 'body' : undefined;
@@ -77,5 +79,5 @@ export function unstorableText(eventJson: string, event: unknown): string | unde
     }
     return undefined;
   };
-  return walk(event, '');
+  return walk(value === undefined ? JSON.parse(json) : value, '');
 }

@@ -39,6 +39,7 @@ export function createMetrics(system: ActorSystem) {
     ['activations', 'actor_activations_total', 'Actors brought into memory'],
     ['passivations', 'actor_passivations_total', 'Idle actors evicted from memory'],
     ['saveFailures', 'actor_save_failures_total', 'State saves that failed (actor reloaded)'],
+    ['unstorableStates', 'actor_unstorable_states_total', 'States actors moved to by themselves (effect outputs, timers) that could not be stored: over the snapshot bound or with a NUL character (actor let go)'],
   ];
   for (const [stat, name, help] of counters) counter(name, help, () => system.stats[stat]);
   const commitCounters: [keyof Committer['stats'], string, string][] = [

@@ -135,6 +135,19 @@ describe('at-least-once effects', () => {
     await second.stop();
   });
 
+  it('stores the state an effect that settles at once moves its actor to', async () => {
+    // The effect's result comes while the actor's first event is still being processed and saved.
+    const clock = new ManualClock(0);
+    const system = new ActorSystem({ db: t.db, clock });
+    system.register({ name: 'job', machine: jobMachine.provide({ actors: { work: fromPromise(async () => 'at once') } }), events: { go: z.strictObject({}) } });
+    clock.settle = () => system.settled();
+    await system.start();
+    await system.send('job', 'J-3', { type: 'go' });
+    await system.settled();
+    expect(await system.get('job', 'J-3')).toMatchObject({ state: 'done', context: { result: 'at once' } });
+    await system.stop();
+  });
+
   it('does not evict an actor while its effect runs', async () => {
     let release!: (v: string) => void;
     const clock = new ManualClock(0);
@@ -155,6 +168,80 @@ describe('at-least-once effects', () => {
     expect((await system.get('job', 'J-2')).context).toMatchObject({ result: 'late' });
     await clock.advance(5_000);
     expect(system.residentCount.activations).toBe(0);
+    await system.stop();
+  });
+});
+
+describe('states that cannot be stored', () => {
+  let t: TestDb;
+  beforeEach(async () => {
+    t = await testDb();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  it("lets go an actor whose effect output cannot be stored, without failing other actors' writes or re-running the effect in a loop", async () => {
+    const clock = new ManualClock(0);
+    const system = new ActorSystem({ db: t.db, clock });
+    let runs = 0;
+    let release!: (v: string) => void;
+    const poisoned = fromPromise(() => (runs++, new Promise<string>((r) => (release = r))));
+    system.register({ name: 'job', machine: jobMachine.provide({ actors: { work: poisoned } }), events: { go: z.strictObject({}) } });
+    system.register({ name: 'calm', machine: jobMachine.provide({ actors: { work: fromPromise(async () => 'fine') } }), events: { go: z.strictObject({}) } });
+    clock.settle = () => system.settled();
+    await system.start();
+    await system.sendAndWait('job', 'J-9', { type: 'go' });
+    expect(runs).toBe(1);
+    // Other actors write before, while and after the effect settles with a NUL in its output.
+    const others: Promise<string>[] = [];
+    const sendOthers = (round: number) => {
+      for (let i = 0; i < 10; i++) others.push(system.send('calm', `other-${round}-${i}`, { type: 'go' }).then(() => 'ok', (err: Error) => err.name));
+    };
+    sendOthers(0);
+    release('a\u0000b');
+    sendOthers(1);
+    await system.settled();
+    for (let round = 2; round < 5; round++) {
+      sendOthers(round);
+      await clock.advance(1_000);
+    }
+    await system.settled();
+    expect(new Set(await Promise.all(others))).toEqual(new Set(['ok']));
+    expect((await t.db.query(`SELECT count(*)::int AS n FROM actors WHERE type = 'calm' AND state = 'done'`)).rows[0].n).toBe(50);
+    expect(system.stats).toMatchObject({ unstorableStates: 1, saveFailures: 0 });
+    // The poisoned actor keeps its last stored state and is not in memory; nothing re-ran the
+    // effect while the clock moved on.
+    const stored = await t.db.query(`SELECT state, processed_seq FROM actors WHERE key = 'J-9'`);
+    expect(stored.rows[0]).toMatchObject({ state: 'working', processed_seq: 1 });
+    expect(system.residentCount.activations).toBe(50);
+    expect(runs).toBe(1);
+    // Its next event takes it up from the stored state, and the effect runs again.
+    await expect(system.sendAndWait('job', 'J-9', { type: 'go' })).rejects.toThrow(/not accepted in state 'working'/);
+    expect(runs).toBe(2);
+    await system.stop();
+  });
+
+  it("refuses an event whose step would put text that cannot be stored into the snapshot, and stores the others' events", async () => {
+    const noteMachine = setup({ types: {} as { context: { note: string }; events: { type: 'note'; code: number } } }).createMachine({
+      id: 'note',
+      context: { note: '' },
+      on: { note: { actions: assign({ note: ({ event }) => `n${String.fromCharCode(event.code)}` }) } },
+    });
+    const system = new ActorSystem({ db: t.db, clock: new ManualClock(0) });
+    system.register({ name: 'note', machine: noteMachine, events: { note: z.strictObject({ code: z.number().int().min(0).max(0xffff) }) } });
+    await system.start();
+    await system.sendAndWait('note', 'N-1', { type: 'note', code: 65 });
+    const [bad, good] = await Promise.allSettled([system.sendAndWait('note', 'N-1', { type: 'note', code: 0 }), system.sendAndWait('note', 'N-2', { type: 'note', code: 66 })]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { name: 'ValidationError', field: 'snapshot' } });
+    expect((bad as PromiseRejectedResult).reason.message).toMatch(/NUL character/);
+    expect(good.status).toBe('fulfilled');
+    expect((await system.get('note', 'N-1')).context).toEqual({ note: 'nA' });
+    expect((await system.get('note', 'N-2')).context).toEqual({ note: 'nB' });
+    // A lone surrogate is refused the same way; the actor goes on from its last good state.
+    await expect(system.sendAndWait('note', 'N-1', { type: 'note', code: 0xd800 })).rejects.toMatchObject({ field: 'snapshot' });
+    await system.sendAndWait('note', 'N-1', { type: 'note', code: 67 });
+    expect((await system.get('note', 'N-1')).context).toEqual({ note: 'nC' });
     await system.stop();
   });
 });
