@@ -22,7 +22,7 @@ export async function earlierSends(sql: Sql, ops: AppendOp[]): Promise<Map<strin
     `SELECT j.type, j.key, j.idempotency_key, j.seq FROM journal j
        JOIN unnest($1::text[], $2::text[], $3::text[]) AS m(type, key, ik)
          ON j.type = m.type AND j.key = m.key AND j.idempotency_key = m.ik`,
-    [keyed.map((o) => o.type), keyed.map((o) => o.key), keyed.map((o) => o.idempotencyKey)],
+    [arrayLiteral(keyed.map((o) => o.type)), arrayLiteral(keyed.map((o) => o.key)), arrayLiteral(keyed.map((o) => o.idempotencyKey))],
   );
   for (const r of found.rows) earlier.set(`${r.type}\u0000${r.key}\u0000${r.idempotency_key}`, r.seq);
   return earlier;
