@@ -2,7 +2,7 @@ import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
 import type { SaveOp, TransitionRecord } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
-import { PayloadTooLargeError, UnstorableStateError, ValidationError, type RuntimeError } from './errors.ts';
+import { PayloadTooLargeError, UnstorableStateError, ValidationError } from './errors.ts';
 import { unstorableText } from './validate.ts';
 import type { RuntimeStats } from './system.ts';
 import type { ActorEvent } from './types.ts';
@@ -18,7 +18,7 @@ export interface Stepping {
 
 /**
  * Feeds one journal event to the entry's live activation and records its transition. `json` is
- * the new snapshot as checked against the bound (undefined when the state did not change).
+ * the new snapshot as checked to be storable (undefined when the state did not change).
  * With `withoutEffects`, a step that might start an invoked effect is not taken: undefined.
  */
 export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEvent, transitions: TransitionRecord[], withoutEffects = false) {
@@ -32,8 +32,10 @@ export function stepEvent(o: Stepping, entry: Entry, seq: number, event: ActorEv
   let to = out.to;
   if (accepted) {
     json = act.persistedJson();
-    error = snapshotProblem(json, entry, `event '${event.type}' would`, 'it was not applied');
-    if (error) {
+    const problem = snapshotProblem(json, entry);
+    if (problem) {
+      const message = `event '${event.type}' would ${problem.what}; it was not applied`;
+      error = problem.tooLarge ? new PayloadTooLargeError(message, { field: 'snapshot' }) : new ValidationError(message, { field: 'snapshot' });
       revert(o, entry);
       json = undefined;
       accepted = false;
@@ -55,22 +57,19 @@ export function stepResult(entry: Entry, step: { accepted: boolean; to: string; 
 }
 
 /**
- * Why `json` cannot be stored as the entry's snapshot, as the error to answer with; undefined
- * when it can. It may not pass the bound, nor hold text PostgreSQL's jsonb refuses (a NUL
- * character, half a surrogate pair): one such snapshot would fail the whole group commit it
- * is written in, with the other actors' events and states.
+ * Why `json` cannot be stored as the entry's snapshot (what storing it would do), undefined when
+ * it can. It may not pass the bound, nor hold text PostgreSQL's jsonb refuses (a NUL character,
+ * half a surrogate pair): one such snapshot would fail the whole group commit it is written in,
+ * with the other actors' events and states.
  */
-function snapshotProblem(json: string, entry: Entry, what: string, outcome: string): RuntimeError | undefined {
-  if (Buffer.byteLength(json) > entry.def.maxSnapshotBytes) {
-    return new PayloadTooLargeError(`${what} grow the snapshot of ${entry.id} past ${entry.def.maxSnapshotBytes} bytes; ${outcome}`, { field: 'snapshot' });
-  }
-  if (unstorableText(json)) {
-    return new ValidationError(`${what} put text that cannot be stored (a NUL character or half a surrogate pair) into the snapshot of ${entry.id}; ${outcome}`, { field: 'snapshot' });
-  }
+function snapshotProblem(json: string, entry: Entry): { tooLarge: boolean; what: string } | undefined {
+  const max = entry.def.maxSnapshotBytes;
+  if (Buffer.byteLength(json) > max) return { tooLarge: true, what: `grow the snapshot of ${entry.id} past ${max} bytes` };
+  if (unstorableText(json)) return { tooLarge: false, what: `put text that cannot be stored (a NUL character or half a surrogate pair) into the snapshot of ${entry.id}` };
   return undefined;
 }
 
-/** Puts the activation back to its last good snapshot (a step grew it past the bound). */
+/** Puts the activation back to its last good snapshot (a step's could not be stored). */
 function revert(o: Stepping, entry: Entry): void {
   const timers = entry.activation!.timers();
   entry.activation!.stop();
@@ -90,13 +89,10 @@ export function stateToSave(o: Stepping, entry: Entry, transitions: TransitionRe
   const timers = act.timersIfChanged();
   if (!transitions.length && timers === undefined && entry.appliedSeq === entry.processedSeq) return undefined;
   entry.lastActive = o.clock.now();
-  let json = snapshotJson;
-  if (spontaneous.length || json === undefined) {
-    json = act.persistedJson();
-    // A step's snapshot was checked when it was taken; one the actor moved to by itself was not.
-    const problem = spontaneous.length ? snapshotProblem(json, entry, 'a transition the actor made by itself would', 'its state since the last save is dropped') : undefined;
-    if (problem) throw new UnstorableStateError(problem.message, { field: 'snapshot', cause: problem });
-  }
+  const json = spontaneous.length || snapshotJson === undefined ? act.persistedJson() : snapshotJson;
+  // A step's snapshot was checked when it was taken; one the actor moved to by itself was not.
+  const problem = spontaneous.length ? snapshotProblem(json, entry) : undefined;
+  if (problem) throw new UnstorableStateError(`a transition the actor made by itself would ${problem.what}; its state since the last save is dropped`, { field: 'snapshot' });
   // What is saved is the state to go back to if a later step outgrows the bound.
   entry.lastGoodJson = json;
   return {

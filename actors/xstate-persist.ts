@@ -2,7 +2,7 @@ import type { AnyActor, AnyMachineSnapshot } from 'xstate';
 
 /**
  * The own keys of a machine snapshot in XState 5.33.3, in order (`createMachineSnapshot`).
- * `test/unit/xstate-private.test.ts` fails if an upgrade changes them.
+ * `test/unit/xstate-persist.test.ts` fails if an upgrade changes them.
  */
 export const SNAPSHOT_KEYS = ['status', 'output', 'error', 'machine', 'context', '_nodes', 'value', 'tags', 'children', 'historyValue', 'matches', 'hasTag', 'can', 'getMeta', 'toJSON'];
 

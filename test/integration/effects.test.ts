@@ -38,14 +38,15 @@ const probeMachine = setup({
   },
 });
 
+let t: TestDb;
+beforeEach(async () => {
+  t = await testDb();
+});
+afterEach(async () => {
+  await t.cleanup();
+});
+
 describe('at-least-once effects', () => {
-  let t: TestDb;
-  beforeEach(async () => {
-    t = await testDb();
-  });
-  afterEach(async () => {
-    await t.cleanup();
-  });
 
   function systemWith(work: () => Promise<string>, db = t.reopen()) {
     const system = new ActorSystem({ db, clock: new ManualClock(0) });
@@ -173,13 +174,6 @@ describe('at-least-once effects', () => {
 });
 
 describe('states that cannot be stored', () => {
-  let t: TestDb;
-  beforeEach(async () => {
-    t = await testDb();
-  });
-  afterEach(async () => {
-    await t.cleanup();
-  });
 
   it("lets go an actor whose effect output cannot be stored, without failing other actors' writes or re-running the effect in a loop", async () => {
     const clock = new ManualClock(0);
