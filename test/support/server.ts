@@ -76,8 +76,19 @@ export interface StartOptions {
   ownGroup?: boolean;
 }
 
-export async function startServer(storage: Storage, { env = {}, readyTimeoutMs = 60_000, ownGroup = false }: StartOptions = {}): Promise<RunningServer> {
-  const port = await freePort();
+export async function startServer(storage: Storage, opts: StartOptions = {}): Promise<RunningServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOn(await freePort(), storage, opts);
+    } catch (err) {
+      // The port was free when chosen but taken before the server bound it (by the embedded
+      // PostgreSQL the server starts first, or by another test's connection): choose another.
+      if (attempt >= 3 || !(err as Error).message.includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startServerOn(port: number, storage: Storage, { env = {}, readyTimeoutMs = 60_000, ownGroup = false }: StartOptions): Promise<RunningServer> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'DATA_DIR', 'API_TOKENS', 'PORT', 'HOST']) delete childEnv[name];
   Object.assign(childEnv, {
