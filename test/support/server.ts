@@ -81,8 +81,7 @@ export async function startServer(storage: Storage, opts: StartOptions = {}): Pr
     try {
       return await startServerOn(await freePort(), storage, opts);
     } catch (err) {
-      // The port was free when chosen but taken before the server bound it (by the embedded
-      // PostgreSQL the server starts first, or by another test's connection): choose another.
+      // Another test's server chose the same port in the moment before this one bound it.
       if (attempt >= 3 || !(err as Error).message.includes('EADDRINUSE')) throw err;
     }
   }
@@ -204,13 +203,33 @@ async function within(p: Promise<void>, ms: number): Promise<boolean> {
   return done;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A free port below the kernel's ephemeral range. A port the kernel hands out for `listen(0)` is
+ * in that range, where it can be handed out again (to the embedded PostgreSQL a server starts
+ * before it binds its own port, to any outgoing connection) between being chosen here and being
+ * bound by the server; ports below it are never handed out that way.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await canBind(port)) return port;
+  }
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
