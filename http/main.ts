@@ -1,7 +1,7 @@
 import { serve } from '@hono/node-server';
 import pino from 'pino';
 import path from 'node:path';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { ActorSystem } from '../actors/system.ts';
 import { createCoordination } from '../storage/coordination/index.ts';
 import { createDb } from '../storage/db.ts';
@@ -15,6 +15,7 @@ import { systemClock } from '../actors/clock.ts';
 import { startInsurerSimulator, type InsurerSimulator } from '../integrations/insurer/simulator.ts';
 import { createLine } from '../storage/line/index.ts';
 import { loadCipher } from './keys.ts';
+import { checkListen, closeHttp, listenProblem } from './listen.ts';
 import { demoActorTypes } from './modules/demo.ts';
 import { createInsurerModule } from './modules/insurer/module.ts';
 import { insurerRoutes } from './modules/insurer/routes.ts';
@@ -41,6 +42,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const cannotListen = await checkListen(config.PORT, config.HOST);
+  if (cannotListen) {
+    process.stderr.write(`${cannotListen}\n`);
+    process.exit(2);
+  }
   const logger = pino({
     level: config.LOG_LEVEL,
     base: { pid: process.pid },
@@ -51,7 +57,7 @@ async function main(): Promise<void> {
   let embedded: EmbeddedServer | undefined;
   let connectionString = config.DATABASE_URL;
   if (!connectionString) {
-    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, onLog: (line) => logger.debug({ pg: line.trim() }, 'embedded postgres') });
+    embedded = startingEmbedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, onLog: (line) => logger.debug({ pg: line.trim() }, 'embedded postgres') });
     connectionString = embedded.connectionString;
   }
   const db = createDb({ connectionString, max: config.DB_POOL_SIZE });
@@ -187,6 +193,13 @@ async function main(): Promise<void> {
     }
   });
 
+  // The port was free when checked at boot; one taken since then stops the process cleanly.
+  server.on('error', (err) => {
+    if (server.listening) return void logger.error({ err: err.message }, 'http server error');
+    logger.error({ err: (err as NodeJS.ErrnoException).code }, listenProblem(err, config.PORT, config.HOST));
+    shutdown('listen failed', 1);
+  });
+
   let stopping: Promise<void> | undefined;
   function shutdown(signal: string, exitCode = 0): void {
     stopping ??= (async () => {
@@ -217,25 +230,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-/**
- * Stops taking requests and waits for those in flight. Clients that keep sending on kept-alive
- * connections would hold the server open for ever: from now on every answer closes its
- * connection, idle ones are closed at once, and after 10 s whatever is left.
- */
-async function closeHttp(server: HttpServer): Promise<void> {
-  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => void (res.shouldKeepAlive = false));
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  const hard = setTimeout(() => server.closeAllConnections(), 10_000);
-  await closed;
-  clearTimeout(hard);
-}
-
 function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+)(:[^@/]*)?@/, '//$1:***@');
 }
 
-main().catch((err) => {
+/**
+ * The embedded PostgreSQL once started, so a start that fails after it does not leave it
+ * running: it is a child process of its own and would outlive this one.
+ */
+let startingEmbedded: EmbeddedServer | undefined;
+
+main().catch(async (err) => {
   process.stderr.write(`startup failed: ${(err as Error).message}\n`);
+  await startingEmbedded?.stop().catch(() => {});
   process.exit(1);
 });

@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, freshStorage, repoRoot, type TestStorage } from '../support/server.ts';
+import { startCommand } from '../support/start-command.ts';
+
+/**
+ * A start that cannot succeed must say why in one line and leave nothing running: the embedded
+ * PostgreSQL is a child process of its own, and one left behind holds the data directory.
+ */
+
+let storage: TestStorage | undefined;
+let holder: Server | undefined;
+
+afterEach(async () => {
+  await new Promise((resolve) => (holder ? holder.close(resolve) : resolve(undefined)));
+  holder = undefined;
+  await storage?.cleanup();
+  storage = undefined;
+});
+
+describe('a server that cannot start', () => {
+  it('stops at once with one line naming PORT when the port is taken, before starting PostgreSQL', async () => {
+    storage = await freshStorage('embedded');
+    if (storage.storage.kind !== 'embedded') throw new Error('embedded storage expected');
+    const port = await freePort();
+    holder = createServer();
+    await new Promise<void>((resolve) => holder!.listen(port, '127.0.0.1', resolve));
+
+    const { code, stderr, ms } = await runToExit({ PORT: String(port), DATA_DIR: storage.storage.dataDir });
+    expect(code, stderr).toBe(2);
+    expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use by another process (set PORT to a free port)`);
+    expect(existsSync(path.join(storage.storage.dataDir, 'pg')), 'the embedded cluster was never created').toBe(false);
+    expect(ms, 'from spawn to exit').toBeLessThan(10_000);
+  });
+
+  it('stops the embedded PostgreSQL it started when a later step fails', async () => {
+    storage = await freshStorage('embedded');
+    if (storage.storage.kind !== 'embedded') throw new Error('embedded storage expected');
+    // Nothing listens on a port that was free a moment ago: Redis is unreachable.
+    const deadRedis = await freePort();
+    const { code, stderr } = await runToExit({ PORT: String(await freePort()), DATA_DIR: storage.storage.dataDir, REDIS_URL: `redis://127.0.0.1:${deadRedis}` });
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain(`startup failed: Redis at REDIS_URL=redis://127.0.0.1:${deadRedis} is unreachable`);
+    expect(existsSync(path.join(storage.storage.dataDir, 'pg', 'PG_VERSION')), 'the embedded cluster was created').toBe(true);
+    // A cleanly stopped PostgreSQL removes its pid file; one left running keeps it.
+    expect(existsSync(path.join(storage.storage.dataDir, 'pg', 'postmaster.pid')), 'embedded PostgreSQL left running').toBe(false);
+  }, 90_000);
+});
+
+/** Runs the server as `npm start` does with `env` until it exits (at most 60 s). */
+function runToExit(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'API_TOKENS']) if (!(name in env)) delete childEnv[name];
+  const { nodeArgs, script } = startCommand();
+  const started = performance.now();
+  const child = spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server still running after 60 s; stderr:\n${stderr}`));
+    }, 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, ms: performance.now() - started });
+    });
+  });
+}
