@@ -27,6 +27,12 @@ interface Target {
 }
 
 const LONG_TTL = 10_000;
+/**
+ * The longest lease in the tests where Redis loses one: the line must stay busy for as long as the
+ * lost lease may still be held, so the steps between taking it and checking must fit in it on a
+ * slow host, and then free after it.
+ */
+const LOST_TTL = 1_000;
 // Real time where expiry is the point: the stores' own clocks (database, Redis server) can't be faked.
 const SHORT_TTL = 200;
 
@@ -283,6 +289,9 @@ function lineSuite(target: Target) {
     let current = holder('a');
     let token = tokenOf(await a.acquire(id, current, LONG_TTL));
     let handoffs = 0;
+    // Pause once the chain is well under way, however fast the host runs it.
+    let underWay!: () => void;
+    const wellUnderWay = new Promise<void>((resolve) => (underWay = resolve));
     const chain = (async () => {
       for (;;) {
         const next = holder(handoffs % 2 ? 'a' : 'b');
@@ -291,9 +300,10 @@ function lineSuite(target: Target) {
         handoffs++;
         current = next;
         token = got.token;
+        if (handoffs === 3) underWay();
       }
     })();
-    await sleep(30);
+    await wellUnderWay;
     const paused = await a.pause(id, 'stop the chain', 'test');
     expect(await chain).toEqual({ ok: false, reason: 'paused' });
     expect(handoffs).toBeGreaterThan(2);
@@ -687,22 +697,22 @@ function redisOnlySuite(target: Target) {
   });
 
   it('after losing its keys, keeps the line busy for maxTtlMs (a lost lease may be in flight) and never repeats a token', async () => {
-    const { a, b, forget, id } = await open({ maxTtlMs: 300 });
-    const t1 = tokenOf(await a.acquire(id, holder(), 300));
+    const { a, b, forget, id } = await open({ maxTtlMs: LOST_TTL });
+    const t1 = tokenOf(await a.acquire(id, holder(), LOST_TTL));
     await forget();
-    expect(await b.acquire(id, holder('b'), 300)).toEqual({ ok: false, reason: 'busy' });
+    expect(await b.acquire(id, holder('b'), LOST_TTL)).toEqual({ ok: false, reason: 'busy' });
     expect((await b.state(id)).inFlight).toBeNull(); // who it was went with the data
     expect(await a.release(id, t1)).toBeNull();
-    expect(await b.acquire(id, holder('b'), 300)).toEqual({ ok: false, reason: 'busy' });
-    await sleep(350);
-    const t2 = tokenOf(await b.acquire(id, holder('b'), 300));
+    expect(await b.acquire(id, holder('b'), LOST_TTL)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(LOST_TTL + 50);
+    const t2 = tokenOf(await b.acquire(id, holder('b'), LOST_TTL));
     expect(t2).toBeGreaterThan(t1);
     await b.release(id, t2);
     // The busy spell starts when a process finds the data gone: Redis can't say when it lost it.
     await forget();
-    expect(await a.acquire(id, holder(), 300)).toEqual({ ok: false, reason: 'busy' });
-    await sleep(350);
-    expect(tokenOf(await a.acquire(id, holder(), 300))).toBeGreaterThan(t2);
+    expect(await a.acquire(id, holder(), LOST_TTL)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(LOST_TTL + 50);
+    expect(tokenOf(await a.acquire(id, holder(), LOST_TTL))).toBeGreaterThan(t2);
   });
 
   it('never lets a slow resync undo a pause that happened meanwhile', async () => {
@@ -739,25 +749,25 @@ function redisOnlySuite(target: Target) {
   });
 
   it('keeps the line busy when a process that read it before it was ever mirrored rebuilds it after Redis lost a lease', async () => {
-    const { b, make, forget, id } = await open({ maxTtlMs: 300 });
+    const { b, make, forget, id } = await open({ maxTtlMs: LOST_TTL });
     const slow = stallingDb(dbA);
     const a = await make(slow.db);
     // "a" reads the new line (not mirrored yet) and stalls; "b" sets it up and takes a lease.
     const stall = slow.stallOnce();
-    const attempt = a.acquire(id, holder('a'), 300);
+    const attempt = a.acquire(id, holder('a'), LOST_TTL);
     await stall.stalled();
-    const t1 = tokenOf(await b.acquire(id, holder('b'), 300));
+    const t1 = tokenOf(await b.acquire(id, holder('b'), LOST_TTL));
     // Redis loses the lease still in flight; "a" goes on with what it read before.
     await forget();
     stall.go();
     expect(await attempt).toEqual({ ok: false, reason: 'busy' });
-    expect(await b.acquire(id, holder('b'), 300)).toEqual({ ok: false, reason: 'busy' });
-    await sleep(350);
-    expect(tokenOf(await a.acquire(id, holder('a'), 300))).toBeGreaterThan(t1);
+    expect(await b.acquire(id, holder('b'), LOST_TTL)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(LOST_TTL + 50);
+    expect(tokenOf(await a.acquire(id, holder('a'), LOST_TTL))).toBeGreaterThan(t1);
   });
 
   it('keeps the line busy when Redis runs a rolled-back pause late, after it lost a lease', async () => {
-    const { b, make, forget, keyPrefix, id } = await open({ maxTtlMs: 300 });
+    const { b, make, forget, keyPrefix, id } = await open({ maxTtlMs: LOST_TTL });
     // "x" pauses a new line: its step reaches Redis, then its transaction rolls back.
     const x = await make({ ...dbA, tx: (fn) => dbA.tx(async (tx) => { await fn(tx); throw new Error('connection lost at commit'); }) } as Db);
     await expect(x.pause(id, 'maintenance', 'ops')).rejects.toThrow(/connection lost/);
@@ -768,16 +778,16 @@ function redisOnlySuite(target: Target) {
     expect(lateEpoch).not.toBeNull();
     // The line is set up and a lease handed out; then Redis loses it, and runs the pause's step
     // again after reconnecting (a client resends a command whose answer it never had).
-    const t1 = tokenOf(await b.acquire(id, holder('b'), 300));
+    const t1 = tokenOf(await b.acquire(id, holder('b'), LOST_TTL));
     await forget();
     const lua = readFileSync(new URL('../../storage/line/lua/line-apply.lua', import.meta.url), 'utf8');
     const keys = ['control', 'lease', 'token'].map((k) => `${keyPrefix}line:{${id}}:${k}`);
-    await redis.eval(lua, 3, ...keys, lateEpoch!, '1', 'maintenance', String(Date.now()), 'ops', '300', '0');
+    await redis.eval(lua, 3, ...keys, lateEpoch!, '1', 'maintenance', String(Date.now()), 'ops', String(LOST_TTL), '0');
     // Postgres holds no pause; the next process resyncs, and the lost lease may still be in flight.
     const a = await make(dbB);
-    expect(await a.acquire(id, holder('a'), 300)).toEqual({ ok: false, reason: 'busy' });
-    await sleep(350);
-    expect(tokenOf(await a.acquire(id, holder('a'), 300))).toBeGreaterThan(t1);
+    expect(await a.acquire(id, holder('a'), LOST_TTL)).toEqual({ ok: false, reason: 'busy' });
+    await sleep(LOST_TTL + 50);
+    expect(tokenOf(await a.acquire(id, holder('a'), LOST_TTL))).toBeGreaterThan(t1);
   });
 
   it('does not hold a line busy on its first use, even when two processes set it up at once', async () => {
