@@ -186,7 +186,49 @@ interface Shape {
 
 const shapes = new WeakMap<AnyStateMachine, Shape>();
 const spawnKinds = new Set(['xstate.spawnChild', 'xstate.enqueueActions']);
-const spawnsItself = (action: unknown) => spawnKinds.has((action as { type?: unknown } | null)?.type as string);
+
+/** Whether an action object spawns, or may: `spawnChild`, `enqueueActions`, or an `assign` whose assigner may call `spawn`. */
+function spawnsItself(action: unknown): boolean {
+  const type = (action as { type?: unknown } | null)?.type;
+  if (type === 'xstate.assign') return assignMaySpawn(action as object);
+  return spawnKinds.has(type as string);
+}
+
+const assigners = new WeakMap<object, boolean>();
+
+function assignMaySpawn(action: object): boolean {
+  let may = assigners.get(action);
+  if (may === undefined) {
+    const assignment = (action as { assignment?: unknown }).assignment;
+    const parts = typeof assignment === 'function' ? [assignment] : Object.values((assignment ?? {}) as Record<string, unknown>);
+    may = parts.some((part) => typeof part === 'function' && assignerMaySpawn(part));
+    assigners.set(action, may);
+  }
+  return may;
+}
+
+/**
+ * Whether an assigner may call the `spawn` it is given, read from its source, erring on the
+ * side of yes: one that names `spawn`, or takes its arguments whole (`(args) => …`,
+ * `({ context, ...rest }) => …`) and so may hand `spawn` on. One that takes nothing, or only
+ * named fields other than `spawn` (`({ context, event }) => …`), cannot reach it.
+ */
+export function assignerMaySpawn(fn: Function): boolean {
+  const src = Function.prototype.toString.call(fn);
+  if (/\bspawn\b/.test(src)) return true;
+  const paren = src.indexOf('(');
+  const arrow = src.indexOf('=>');
+  if (paren === -1 || (arrow !== -1 && arrow < paren)) return true; // `args => …`
+  const params = src.slice(paren + 1).trimStart();
+  if (params.startsWith(')')) return false;
+  if (!params.startsWith('{')) return true;
+  let depth = 0;
+  for (let i = 0; i < params.length; i++) {
+    if (params[i] === '{') depth++;
+    else if (params[i] === '}' && --depth === 0) return params.slice(0, i).includes('...');
+  }
+  return true;
+}
 
 function shapeOf(machine: AnyStateMachine): Shape {
   let shape = shapes.get(machine);
@@ -206,7 +248,7 @@ function shapeOf(machine: AnyStateMachine): Shape {
 
 /**
  * Whether taking these transitions might start an invoked effect, erring on the side of yes:
- * one that spawns, one that enters or re-enters states of a machine with invocations, or any
+ * one that spawns (an `assign` whose assigner may call `spawn` counts), one that enters or re-enters states of a machine with invocations, or any
  * step of a machine with invocations and eventless transitions (a changed context may take one
  * into an invoking state).
  */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, fromPromise, setup, spawnChild, type AnyActorRef } from 'xstate';
 import { z } from 'zod';
 import { ManualClock } from '../../actors/clock.ts';
 import { ActorSystem } from '../../actors/system.ts';
@@ -38,6 +38,33 @@ const probeMachine = setup({
   },
 });
 
+/**
+ * Each `via…` event spawns an effect child a different way; the child reports how many events
+ * of its own type were stored when it started.
+ */
+const spawnerMachine = setup({
+  types: {} as {
+    context: { pings: number; storedWhenStarted: number | null; kid: AnyActorRef | null };
+    events: { type: 'ping' } | { type: 'viaAssign' } | { type: 'viaArgs' } | { type: 'viaSpawnChild' } | { type: 'xstate.done.actor.kid'; output: number };
+  },
+  actors: { work: fromPromise<number, string>(async () => -1) },
+}).createMachine({
+  id: 'spawner',
+  context: { pings: 0, storedWhenStarted: null, kid: null },
+  on: {
+    ping: { actions: assign({ pings: ({ context }) => context.pings + 1 }) },
+    viaAssign: { actions: assign({ kid: ({ spawn, event }) => spawn('work', { id: 'kid', input: event.type }) }) },
+    // The assigner takes its arguments whole: nothing in it says whether it spawns.
+    viaArgs: { actions: assign((args) => ({ kid: spawnWork(args) })) },
+    viaSpawnChild: { actions: spawnChild('work', { id: 'kid', input: ({ event }) => event.type }) },
+    'xstate.done.actor.kid': { actions: assign({ storedWhenStarted: ({ event }) => event.output, kid: null }) },
+  },
+});
+
+function spawnWork(args: { spawn: (src: 'work', options: { id: string; input: string }) => AnyActorRef; event: { type: string } }): AnyActorRef {
+  return args.spawn('work', { id: 'kid', input: args.event.type });
+}
+
 let t: TestDb;
 beforeEach(async () => {
   t = await testDb();
@@ -72,6 +99,29 @@ describe('at-least-once effects', () => {
     await system.send('probe', 'P-1', { type: 'go' });
     for (let i = 0; i < 200 && (await system.get('probe', 'P-1')).state !== 'done'; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await system.get('probe', 'P-1')).context).toMatchObject({ pings: 2, storedWhenStarted: 1 });
+    await system.stop();
+    await db.close();
+  });
+
+  it.each(['viaAssign', 'viaArgs', 'viaSpawnChild'] as const)('starts a spawned effect only once the event that asks for it is stored (%s)', async (via) => {
+    const db = t.reopen();
+    const system = new ActorSystem({ db, clock: new ManualClock(0) });
+    const work = fromPromise<number, string>(async ({ input }) => {
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM journal WHERE key = 'S-1' AND event->>'type' = $1`, [input]);
+      return rows[0].n;
+    });
+    const events = { ping: z.strictObject({}), viaAssign: z.strictObject({}), viaArgs: z.strictObject({}), viaSpawnChild: z.strictObject({}) };
+    system.register({ name: 'spawner', machine: spawnerMachine.provide({ actors: { work } }), events });
+    await system.start();
+    await system.sendAndWait('spawner', 'S-1', { type: 'ping' });
+    // Resident: a step that spawns nothing is committed with its event in one write...
+    await system.send('spawner', 'S-1', { type: 'ping' });
+    const { rows } = await t.db.query(`SELECT processed_seq FROM actors WHERE key = 'S-1'`);
+    expect(rows[0].processed_seq).toBe(2);
+    // ...one that spawns an effect is taken only after its event is committed.
+    await system.send('spawner', 'S-1', { type: via });
+    for (let i = 0; i < 200 && (await system.get('spawner', 'S-1')).context.storedWhenStarted === null; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await system.get('spawner', 'S-1')).context).toMatchObject({ pings: 2, storedWhenStarted: 1 });
     await system.stop();
     await db.close();
   });
