@@ -1,6 +1,7 @@
 import type { Db } from '../storage/db.ts';
 import type { Clock } from './clock.ts';
 import type { Entry } from './entry.ts';
+import type { HeldOff } from './held-off.ts';
 import { adoptFrom, dueTimers, liveNodes, ownBacklog } from './store.ts';
 
 const BUCKET_MS = 10;
@@ -19,6 +20,8 @@ export interface HousekeeperOptions {
   /** Reads an owned actor's journal tail and processes it. */
   pull(type: string, key: string): Promise<void>;
   evict(entry: Entry): void;
+  /** Actors whose states could not be stored: their timers wake them no earlier than this says. */
+  heldOff: HeldOff;
 }
 
 /**
@@ -95,11 +98,11 @@ export class Housekeeper {
     for (const { type, key, due_at } of due) {
       const id = `${type}/${key}`;
       if (this.o.entries.get(id)?.activation) continue;
-      const prior = this.scheduled.get(id);
-      if (prior !== undefined && prior <= due_at) continue;
-      if (prior !== undefined) this.buckets.get(prior)?.actors.delete(id);
       // Woken a little early: the restored timer then fires at its due time, not a load later.
-      const at = Math.max(clock.now(), Math.floor((due_at - WAKE_LEAD_MS) / BUCKET_MS) * BUCKET_MS);
+      const at = Math.max(clock.now(), Math.floor((due_at - WAKE_LEAD_MS) / BUCKET_MS) * BUCKET_MS, this.o.heldOff.until(id));
+      const prior = this.scheduled.get(id);
+      if (prior !== undefined && prior <= at) continue;
+      if (prior !== undefined) this.buckets.get(prior)?.actors.delete(id);
       this.scheduled.set(id, at);
       let bucket = this.buckets.get(at);
       if (!bucket) {

@@ -3,6 +3,7 @@ import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
 import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
 import { Entry, type StepResult } from './entry.ts';
+import type { HeldOff } from './held-off.ts';
 import { errInfo, RuntimeError, UnavailableError, UnstorableStateError } from './errors.ts';
 import { stateToSave, stepEvent, stepResult, type Stepping } from './stepping.ts';
 import * as store from './store.ts';
@@ -21,6 +22,8 @@ export interface ResidentsOptions {
   stopping(): boolean;
   /** This node: it processes only the actors it owns, claiming those whose owner is gone. */
   node: string;
+  /** Actors whose timers are woken late after their states could not be stored. */
+  heldOff: HeldOff;
 }
 
 /**
@@ -303,7 +306,10 @@ export class Residents {
     this.o.committer
       .save(op)
       .then(
-        () => entry.committed(seq),
+        () => {
+          entry.committed(seq);
+          this.o.heldOff.clear(entry.id);
+        },
         (err) => {
           // Memory is ahead of storage now: drop the activation; the journal tail replays.
           this.o.stats.saveFailures++;
@@ -322,11 +328,14 @@ export class Residents {
    * never written, so it cannot fail the batch of other actors' writes it would join. What the
    * actor did since its last save is dropped with it; its journal still holds the events, and its
    * next event, timer or start takes it up from the stored state, running the effect again.
-   * Unlike a failed write it is not retried at once: that would run the effect in a loop.
+   * Unlike a failed write it is not retried at once: that would run the effect in a loop. A
+   * timer still due wakes it after a delay that grows with each failure in a row (held-off.ts).
    */
   private letGoUnstorable(entry: Entry, err: UnstorableStateError): void {
     this.o.stats.unstorableStates++;
-    this.o.log.error({ actor: entry.id, err: errInfo(err) }, 'actor state cannot be stored; actor let go until its next event or timer');
+    const { failures, until } = this.o.heldOff.hold(entry.id);
+    const wakeAt = new Date(until).toISOString();
+    this.o.log.error({ actor: entry.id, err: errInfo(err), failures, wakeAt }, 'actor state cannot be stored; actor let go until its next event, or its timer at wakeAt');
     entry.failAll(err);
     this.evict(entry);
   }

@@ -6,6 +6,7 @@ import { errInfo, NotAcceptedError, NotFoundError, PayloadTooLargeError, Runtime
 import { unstorableText, validateEvent, validateIdempotencyKey, validateKey } from './validate.ts';
 import { historyItem, storedView } from './views.ts';
 import * as store from './store.ts';
+import { HeldOff } from './held-off.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { Residents } from './residents.ts';
 import { Membership, defaultNode } from './membership.ts';
@@ -72,6 +73,7 @@ export class ActorSystem {
   private readonly maxEventBytes: number;
   private readonly waitTimeoutMs: number;
   private readonly housekeeper: Housekeeper;
+  private readonly heldOff: HeldOff;
   private started: Promise<void> | undefined;
   private stopping = false;
   /** Running totals since start, for metrics. */
@@ -96,6 +98,7 @@ export class ActorSystem {
     this.waitTimeoutMs = waitTimeoutMs;
     this.node = node;
     this.committer = new Committer(db, node);
+    const heldOff = (this.heldOff = new HeldOff(clock));
     const residents = new Residents({
       db,
       clock,
@@ -105,6 +108,7 @@ export class ActorSystem {
       stats: this.stats,
       stopping: () => this.stopping,
       node,
+      heldOff,
     });
     this.residents = residents;
     this.membership = new Membership({
@@ -125,6 +129,7 @@ export class ActorSystem {
       wake: (type, keys) => residents.wakeMany(type, keys),
       pull: (type, key) => residents.pull(type, key),
       evict: (entry) => residents.evict(entry),
+      heldOff,
     });
   }
 
@@ -318,6 +323,14 @@ export class ActorSystem {
 
   definition(type: string): unknown {
     return machineDefinition(this.type(type));
+  }
+
+  /**
+   * Actors let go because a state they moved to by themselves could not be stored, not well
+   * since: their timers wake them after a growing delay.
+   */
+  get heldOffCount(): number {
+    return this.heldOff.size;
   }
 
   /** Number of actors held in memory (resident) and of those with a live XState actor. */

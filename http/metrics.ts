@@ -57,6 +57,15 @@ export function createMetrics(system: ActorSystem) {
   });
 
   new Gauge({
+    name: 'actors_held_off',
+    help: 'Actors let go because a state they moved to by themselves could not be stored, whose timers now wake them after a delay that doubles with each failure (up to 5 min) until a state of theirs is stored',
+    registers: [registry],
+    collect() {
+      this.set(system.heldOffCount);
+    },
+  });
+
+  new Gauge({
     name: 'actors_by_state',
     help: 'Stored actors by type and state (e.g. visits in open.error), read at scrape time',
     labelNames: ['type', 'state'] as const,

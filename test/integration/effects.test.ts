@@ -254,6 +254,7 @@ describe('states that cannot be stored', () => {
     expect(new Set(await Promise.all(others))).toEqual(new Set(['ok']));
     expect((await t.db.query(`SELECT count(*)::int AS n FROM actors WHERE type = 'calm' AND state = 'done'`)).rows[0].n).toBe(50);
     expect(system.stats).toMatchObject({ unstorableStates: 1, saveFailures: 0 });
+    expect(system.heldOffCount).toBe(1);
     // The poisoned actor keeps its last stored state and is not in memory; nothing re-ran the
     // effect while the clock moved on.
     const stored = await t.db.query(`SELECT state, processed_seq FROM actors WHERE key = 'J-9'`);
@@ -263,6 +264,40 @@ describe('states that cannot be stored', () => {
     // Its next event takes it up from the stored state, and the effect runs again.
     await expect(system.sendAndWait('job', 'J-9', { type: 'go' })).rejects.toThrow(/not accepted in state 'working'/);
     expect(runs).toBe(2);
+    await system.stop();
+  });
+
+  it('wakes an actor whose timer leads to a state that cannot be stored later and later, not at every pass', async () => {
+    const fuseMachine = setup({ types: {} as { context: { fired: string }; events: { type: 'arm' } } }).createMachine({
+      id: 'fuse',
+      context: { fired: '' },
+      initial: 'idle',
+      states: {
+        idle: { on: { arm: 'armed' } },
+        armed: { after: { 1000: { target: 'blown', actions: assign({ fired: 'a\u0000b' }) } } },
+        blown: {},
+      },
+    });
+    const clock = new ManualClock(0);
+    const system = new ActorSystem({ db: t.db, clock });
+    system.register({ name: 'fuse', machine: fuseMachine, events: { arm: z.strictObject({}) }, idleTimeoutMs: 60_000 });
+    clock.settle = () => system.settled();
+    await system.start();
+    await system.sendAndWait('fuse', 'F-1', { type: 'arm' });
+    const failedAt: number[] = [];
+    for (let s = 0; s < 120; s++) {
+      await clock.advance(1_000);
+      while (failedAt.length < system.stats.unstorableStates) failedAt.push(clock.now());
+    }
+    // Every failure is another wake of the actor by its timer; the gaps between them double
+    // (1 s, 2 s, 4 s …, each up to a pass of the timer wheel later).
+    const gaps = failedAt.slice(1).map((at, i) => at - failedAt[i]!);
+    expect(failedAt.length, `failures at ${failedAt}`).toBeGreaterThanOrEqual(6);
+    expect(failedAt.length, `failures at ${failedAt}`).toBeLessThanOrEqual(8);
+    gaps.forEach((gap, i) => expect(gap, `gap ${i} in ${gaps}`).toBeGreaterThanOrEqual(1_000 * 2 ** i));
+    const stored = await t.db.query(`SELECT state FROM actors WHERE key = 'F-1'`);
+    expect(stored.rows[0].state).toBe('armed');
+    expect(system.heldOffCount).toBe(1);
     await system.stop();
   });
 

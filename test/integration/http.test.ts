@@ -174,6 +174,7 @@ describe('HTTP API', () => {
     expect(retries).toBeGreaterThanOrEqual(1);
     expect(retries).toBe(system.committer.stats.keyRetries);
     expect(text).toMatch(/^actor_events_appended_total \d+$/m);
+    expect(text).toMatch(/^actors_held_off 0$/m);
     expect(Number(/^actor_events_appended_total (\d+)$/m.exec(text)![1])).toBeGreaterThan(0);
     expect(text).toContain('http_request_duration_seconds_bucket{le="0.001",method="POST",route="/actors/:type/:key/events"');
   });
