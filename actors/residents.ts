@@ -1,8 +1,9 @@
 import type { Db } from '../storage/db.ts';
 import { Activation } from './activation.ts';
 import type { Clock } from './clock.ts';
-import type { Committer, InlineStep, SaveOp, TransitionRecord } from './committer.ts';
-import { Entry, type StepResult } from './entry.ts';
+import type { Committer, SaveOp, TransitionRecord } from './committer.ts';
+import { Entry } from './entry.ts';
+import { InlineStepOf, type InlineHost } from './inline-step.ts';
 import type { HeldOff } from './held-off.ts';
 import { errInfo, RuntimeError, UnavailableError, UnstorableStateError } from './errors.ts';
 import { stateToSave, stepEvent, stepResult, type Stepping } from './stepping.ts';
@@ -39,8 +40,18 @@ export class Residents {
   /** What stepping an actor needs from here (see stepping.ts). */
   private readonly stepping: Stepping;
 
+  /** What an inline step needs from here (see inline-step.ts). */
+  private readonly inline: InlineHost;
+
   constructor(private readonly o: ResidentsOptions) {
     this.stepping = { clock: o.clock, stats: o.stats, onSpontaneous: (entry) => this.onSpontaneous(entry) };
+    this.inline = {
+      stepping: this.stepping,
+      holds: (entry) => this.entries.get(entry.id) === entry,
+      stopping: o.stopping,
+      drain: (entry, activate) => this.drain(entry, activate),
+      saveSpontaneous: (entry) => this.save(entry, []),
+    };
   }
 
   /** True while an actor is being loaded, woken, processed or saved. */
@@ -190,62 +201,9 @@ export class Residents {
     this.save(entry, transitions, current);
   }
 
-  /**
-   * Processing `event` in the batch that appends it (see {@link InlineStep}): possible while the
-   * actor is resident and has nothing else queued, applied, unsaved or being appended, no effect
-   * running, and the step starts none. Until the batch settles the entry counts as draining, so nothing
-   * else processes or saves it.
-   */
+  /** Processing `event` in the batch that appends it, when the actor is free for that (see inline-step.ts). */
   inlineStep(entry: Entry, event: ActorEvent, wait: boolean): InlineStepOf {
-    return new InlineStepOf(this, entry, event, wait);
-  }
-
-  /** {@link InlineStep.apply} of `s`. */
-  applyInline(s: InlineStepOf): SaveOp | undefined {
-    const { entry } = s;
-    const free =
-      entry.activation &&
-      !entry.draining &&
-      !entry.inbox.length &&
-      !entry.pendingSaves &&
-      entry.inflightAppends === 1 &&
-      entry.appliedSeq === entry.lastSeq &&
-      entry.processedSeq === entry.appliedSeq &&
-      this.entries.get(entry.id) === entry &&
-      !this.o.stopping() &&
-      // Undoing a step reloads the actor from storage, and XState starts the effects of a
-      // restored snapshot again: an actor with an effect running is never stepped ahead.
-      !entry.activation.busy;
-    if (!free) return undefined;
-    const transitions: TransitionRecord[] = [];
-    // An effect must not start before its event is stored: such a step waits for the commit.
-    const step = stepEvent(this.stepping, entry, entry.lastSeq + 1, s.event, transitions, true);
-    if (!step) return undefined;
-    entry.draining = true;
-    s.seq = entry.lastSeq = entry.lastSeq + 1;
-    if (s.wait) s.result = stepResult(entry, step);
-    // Never undefined: the event's seq is past the processed one.
-    return stateToSave(this.stepping, entry, transitions, step.json);
-  }
-
-  /** {@link InlineStep.settle} of `s`. */
-  settleInline(s: InlineStepOf, committed: boolean): void {
-    const { entry } = s;
-    entry.draining = false;
-    if (committed) {
-      entry.committed(s.seq);
-      entry.lastActive = this.o.clock.now();
-      if (entry.inbox.length) this.drain(entry);
-      else if (entry.activation?.hasSpontaneous) this.save(entry, []);
-      return;
-    }
-    // Memory is ahead of storage: start again from the stored state.
-    s.result = undefined;
-    entry.activation?.stop();
-    entry.activation = undefined;
-    entry.preloaded = undefined;
-    entry.lastSeq = entry.appliedSeq = entry.processedSeq;
-    if (this.entries.get(entry.id) === entry && !this.o.stopping()) this.drain(entry, true);
+    return new InlineStepOf(this.inline, entry, event, wait);
   }
 
   /** Brings the actor into memory; false when another live node owns it (the entry is dropped). */
@@ -347,25 +305,3 @@ export class Residents {
     if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
   }
 }
-
-/** One event's {@link InlineStep}; `result` is what processing it gave, when the sender waits. */
-export class InlineStepOf implements InlineStep {
-  seq = 0;
-  result: StepResult | undefined;
-
-  constructor(
-    private readonly residents: Residents,
-    readonly entry: Entry,
-    readonly event: ActorEvent,
-    readonly wait: boolean,
-  ) {}
-
-  apply(): SaveOp | undefined {
-    return this.residents.applyInline(this);
-  }
-
-  settle(committed: boolean): void {
-    this.residents.settleInline(this, committed);
-  }
-}
-
