@@ -210,12 +210,14 @@ function assignMaySpawn(action: object): boolean {
 /**
  * Whether an assigner may call the `spawn` it is given, read from its source, erring on the
  * side of yes: one that names `spawn`, or takes its arguments whole (`(args) => …`,
- * `({ context, ...rest }) => …`) and so may hand `spawn` on. One that takes nothing, or only
+ * `({ context, ...rest }) => …`) and so may hand `spawn` on, or whose source cannot be read (a
+ * bound function). One that takes nothing, or only
  * named fields other than `spawn` (`({ context, event }) => …`), cannot reach it.
  */
 export function assignerMaySpawn(fn: Function): boolean {
   const src = Function.prototype.toString.call(fn);
-  if (/\bspawn\b/.test(src)) return true;
+  // A bound or native function shows no source to read.
+  if (/\bspawn\b/.test(src) || src.endsWith('{ [native code] }')) return true;
   const paren = src.indexOf('(');
   const arrow = src.indexOf('=>');
   if (paren === -1 || (arrow !== -1 && arrow < paren)) return true; // `args => …`

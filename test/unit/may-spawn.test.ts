@@ -21,6 +21,8 @@ describe('assignerMaySpawn', () => {
       async function named(args: unknown) {
         return args;
       },
+      // Bound: its source is not there to read.
+      (({ context }: { context: number }) => context).bind(null),
     ];
     for (const fn of yes) expect(assignerMaySpawn(fn), String(fn)).toBe(true);
   });
