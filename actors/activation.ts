@@ -178,20 +178,62 @@ function signature(timers: PendingTimer[]): string {
 
 /** Where a machine's definition lets effects start, read once per machine. */
 interface Shape {
-  invokes: boolean;
+  /** Entering a state may start one: some state invokes, or has entry or exit actions that spawn. */
+  entering: boolean;
   eventless: boolean;
+  /** Some action somewhere may spawn: an event raised in a step may lead to it. */
+  spawnsSomewhere: boolean;
   /** Named actions whose implementation spawns (or may, as `enqueueActions` can). */
   spawning: Set<string>;
+  /** The built-in kind of each named action's implementation (`xstate.raise`…). */
+  kinds: Map<string, string>;
 }
 
 const shapes = new WeakMap<AnyStateMachine, Shape>();
 const spawnKinds = new Set(['xstate.spawnChild', 'xstate.enqueueActions']);
+/** Actions that send the actor an event of its own within the step. */
+const raiseKinds = new Set(['xstate.raise', 'xstate.sendTo']);
 
 /** Whether an action object spawns, or may: `spawnChild`, `enqueueActions`, or an `assign` whose assigner may call `spawn`. */
 function spawnsItself(action: unknown): boolean {
   const type = (action as { type?: unknown } | null)?.type;
   if (type === 'xstate.assign') return assignMaySpawn(action as object);
   return spawnKinds.has(type as string);
+}
+
+/** Whether an action as a state node holds it (an action object, or a name) spawns, or may. */
+function actionSpawns(shape: Shape, action: unknown): boolean {
+  if (typeof action === 'function') return spawnsItself(action);
+  const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
+  return typeof named === 'string' && shape.spawning.has(named);
+}
+
+function actionRaises(shape: Shape, action: unknown): boolean {
+  if (typeof action === 'function') return raiseKinds.has((action as { type?: unknown }).type as string);
+  const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
+  return typeof named === 'string' && raiseKinds.has(shape.kinds.get(named) ?? named);
+}
+
+function shapeOf(machine: AnyStateMachine): Shape {
+  let shape = shapes.get(machine);
+  if (!shape) {
+    const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
+    const names = Object.keys(implementations);
+    const kinds = new Map(names.map((name) => [name, String((implementations[name] as { type?: unknown } | null)?.type ?? '')]));
+    const found: Shape = { entering: false, eventless: false, spawnsSomewhere: false, spawning: new Set(names.filter((name) => spawnsItself(implementations[name]))), kinds };
+    const visit = (node: AnyStateNode) => {
+      if (node.invoke.length) found.entering = true;
+      if (node.always?.length) found.eventless = true;
+      if ([...node.entry, ...node.exit].some((a) => actionSpawns(found, a))) found.entering = found.spawnsSomewhere = true;
+      for (const transitions of [...node.transitions.values(), node.always ?? []]) {
+        for (const t of transitions) if (t.actions.some((a) => actionSpawns(found, a))) found.spawnsSomewhere = true;
+      }
+      for (const child of Object.values(node.states ?? {})) visit(child);
+    };
+    visit(machine.root);
+    shapes.set(machine, (shape = found));
+  }
+  return shape;
 }
 
 const assigners = new WeakMap<object, boolean>();
@@ -209,15 +251,15 @@ function assignMaySpawn(action: object): boolean {
 
 /**
  * Whether an assigner may call the `spawn` it is given, read from its source, erring on the
- * side of yes: one that names `spawn`, or takes its arguments whole (`(args) => …`,
- * `({ context, ...rest }) => …`) and so may hand `spawn` on, or whose source cannot be read (a
- * bound function). One that takes nothing, or only
- * named fields other than `spawn` (`({ context, event }) => …`), cannot reach it.
+ * side of yes: one that names `spawn` or `arguments`, takes its arguments whole
+ * (`(args) => …`, `({ context, ...rest }) => …`) and so may hand `spawn` on, or whose source
+ * cannot be read (a bound function). One that takes nothing, or only named fields other than
+ * `spawn` (`({ context, event }) => …`), cannot reach it.
  */
 export function assignerMaySpawn(fn: Function): boolean {
   const src = Function.prototype.toString.call(fn);
   // A bound or native function shows no source to read.
-  if (/\bspawn\b/.test(src) || src.endsWith('{ [native code] }')) return true;
+  if (/\bspawn\b|\barguments\b/.test(src) || src.endsWith('{ [native code] }')) return true;
   const paren = src.indexOf('(');
   const arrow = src.indexOf('=>');
   if (paren === -1 || (arrow !== -1 && arrow < paren)) return true; // `args => …`
@@ -227,40 +269,23 @@ export function assignerMaySpawn(fn: Function): boolean {
   let depth = 0;
   for (let i = 0; i < params.length; i++) {
     if (params[i] === '{') depth++;
-    else if (params[i] === '}' && --depth === 0) return params.slice(0, i).includes('...');
+    // A rest element, a computed key or a string in the pattern: what it takes cannot be read off.
+    else if (params[i] === '}' && --depth === 0) return /\.\.\.|\[|['"`]/.test(params.slice(0, i));
   }
   return true;
 }
 
-function shapeOf(machine: AnyStateMachine): Shape {
-  let shape = shapes.get(machine);
-  if (!shape) {
-    const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
-    shape = { invokes: false, eventless: false, spawning: new Set(Object.keys(implementations).filter((name) => spawnsItself(implementations[name]))) };
-    const visit = (node: AnyStateNode) => {
-      if (node.invoke.length) shape!.invokes = true;
-      if (node.always?.length) shape!.eventless = true;
-      for (const child of Object.values(node.states ?? {})) visit(child);
-    };
-    visit(machine.root);
-    shapes.set(machine, shape);
-  }
-  return shape;
-}
-
 /**
  * Whether taking these transitions might start an invoked effect, erring on the side of yes:
- * one that spawns (an `assign` whose assigner may call `spawn` counts), one that enters or re-enters states of a machine with invocations, or any
- * step of a machine with invocations and eventless transitions (a changed context may take one
- * into an invoking state).
+ * one whose actions spawn (an `assign` whose assigner may call `spawn` counts), one that enters
+ * or re-enters states of a machine where entering a state may start one, one that raises an
+ * event in such a machine or one that spawns somewhere, or any step of such machines with eventless
+ * transitions (a changed context may take one into such a state).
  */
 function mayStartEffects(machine: AnyStateMachine, transitions: readonly { target?: unknown; actions: readonly unknown[] }[]): boolean {
   const shape = shapeOf(machine);
-  if (shape.invokes && shape.eventless) return true;
-  const spawns = (action: unknown): boolean => {
-    if (typeof action === 'function') return spawnsItself(action);
-    const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
-    return typeof named === 'string' && shape.spawning.has(named);
-  };
-  return transitions.some((t) => (shape.invokes && t.target !== undefined) || t.actions.some(spawns));
+  if (shape.eventless && (shape.entering || shape.spawnsSomewhere)) return true;
+  return transitions.some(
+    (t) => (shape.entering && t.target !== undefined) || t.actions.some((a) => actionSpawns(shape, a) || ((shape.entering || shape.spawnsSomewhere) && actionRaises(shape, a))),
+  );
 }

@@ -29,9 +29,17 @@ export class HeldOff {
     return this.actors.size ? (this.actors.get(id)?.until ?? 0) : 0;
   }
 
-  /** A state of the actor's was stored: it is well again. */
-  clear(id: string): void {
-    if (this.actors.size) this.actors.delete(id);
+  /** Failures in a row so far (0: none); read when a save starts, for {@link clear}. */
+  failures(id: string): number {
+    return this.actors.size ? (this.actors.get(id)?.failures ?? 0) : 0;
+  }
+
+  /**
+   * A state of the actor's was stored: it is well again, unless it failed again while that
+   * state was being written (`failures`: as read when the write started).
+   */
+  clear(id: string, failures: number): void {
+    if (failures && this.actors.get(id)?.failures === failures) this.actors.delete(id);
   }
 
   get size(): number {

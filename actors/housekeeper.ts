@@ -99,7 +99,7 @@ export class Housekeeper {
       const id = `${type}/${key}`;
       if (this.o.entries.get(id)?.activation) continue;
       // Woken a little early: the restored timer then fires at its due time, not a load later.
-      const at = Math.max(clock.now(), Math.floor((due_at - WAKE_LEAD_MS) / BUCKET_MS) * BUCKET_MS, this.o.heldOff.until(id));
+      const at = Math.max(clock.now(), Math.floor((due_at - WAKE_LEAD_MS) / BUCKET_MS) * BUCKET_MS, Math.ceil(this.o.heldOff.until(id) / BUCKET_MS) * BUCKET_MS);
       const prior = this.scheduled.get(id);
       if (prior !== undefined && prior <= at) continue;
       if (prior !== undefined) this.buckets.get(prior)?.actors.delete(id);

@@ -261,12 +261,13 @@ export class Residents {
     if (!op) return;
     entry.pendingSaves++;
     const seq = op.processedSeq;
+    const failures = this.o.heldOff.failures(entry.id);
     this.o.committer
       .save(op)
       .then(
         () => {
           entry.committed(seq);
-          this.o.heldOff.clear(entry.id);
+          this.o.heldOff.clear(entry.id, failures);
         },
         (err) => {
           // Memory is ahead of storage now: drop the activation; the journal tail replays.

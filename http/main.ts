@@ -47,6 +47,9 @@ async function main(): Promise<void> {
     process.stderr.write(`${cannotListen}\n`);
     process.exit(2);
   }
+  // A signal before the app is up stops what has been started (the embedded PostgreSQL) and exits.
+  process.once('SIGTERM', abortStart);
+  process.once('SIGINT', abortStart);
   const logger = pino({
     level: config.LOG_LEVEL,
     base: { pid: process.pid },
@@ -57,7 +60,8 @@ async function main(): Promise<void> {
   let embedded: EmbeddedServer | undefined;
   let connectionString = config.DATABASE_URL;
   if (!connectionString) {
-    embedded = startingEmbedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, onLog: (line) => logger.debug({ pg: line.trim() }, 'embedded postgres') });
+    embeddedStart = startEmbeddedPostgres({ dataDir: config.DATA_DIR, onLog: (line) => logger.debug({ pg: line.trim() }, 'embedded postgres') });
+    embedded = await embeddedStart;
     connectionString = embedded.connectionString;
   }
   const db = createDb({ connectionString, max: config.DB_POOL_SIZE });
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
   server.on('error', (err) => {
     if (server.listening) return void logger.error({ err: err.message }, 'http server error');
     logger.error({ err: (err as NodeJS.ErrnoException).code }, listenProblem(err, config.PORT, config.HOST));
-    shutdown('listen failed', 1);
+    shutdown('listen failed', 2);
   });
 
   let stopping: Promise<void> | undefined;
@@ -226,6 +230,8 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   }
+  process.off('SIGTERM', abortStart);
+  process.off('SIGINT', abortStart);
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
@@ -235,13 +241,26 @@ function redactUrl(url: string): string {
 }
 
 /**
- * The embedded PostgreSQL once started, so a start that fails after it does not leave it
- * running: it is a child process of its own and would outlive this one.
+ * The embedded PostgreSQL being started, so a start that fails or is stopped by a signal before
+ * the app is up does not leave it running: it is a child process of its own and would outlive
+ * this one.
  */
-let startingEmbedded: EmbeddedServer | undefined;
+let embeddedStart: Promise<EmbeddedServer> | undefined;
+let aborting = false;
+
+async function stopStarted(): Promise<void> {
+  await embeddedStart?.then((server) => server.stop()).catch(() => {});
+}
+
+function abortStart(signal: NodeJS.Signals): void {
+  aborting = true;
+  process.stderr.write(`${signal} before the app was up: stopping\n`);
+  void stopStarted().finally(() => process.exit(0));
+}
 
 main().catch(async (err) => {
+  if (aborting) return; // a signal is already stopping what was started
   process.stderr.write(`startup failed: ${(err as Error).message}\n`);
-  await startingEmbedded?.stop().catch(() => {});
+  await stopStarted();
   process.exit(1);
 });

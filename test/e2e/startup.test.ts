@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, freshStorage, repoRoot, type TestStorage } from '../support/server.ts';
@@ -48,10 +48,38 @@ describe('a server that cannot start', () => {
     // A cleanly stopped PostgreSQL removes its pid file; one left running keeps it.
     expect(existsSync(path.join(storage.storage.dataDir, 'pg', 'postmaster.pid')), 'embedded PostgreSQL left running').toBe(false);
   }, 90_000);
+
+  it('stops the embedded PostgreSQL it started when SIGTERM comes before it is up', async () => {
+    storage = await freshStorage('embedded');
+    if (storage.storage.kind !== 'embedded') throw new Error('embedded storage expected');
+    // A "Redis" that takes the connection and never answers holds the start after PostgreSQL is up.
+    let reached!: () => void;
+    const redisReached = new Promise<void>((resolve) => (reached = resolve));
+    const silent = new Set<Socket>();
+    holder = createServer((socket) => {
+      silent.add(socket);
+      reached();
+    });
+    const redisPort = await freePort();
+    await new Promise<void>((resolve) => holder!.listen(redisPort, '127.0.0.1', resolve));
+    const server = spawnServer({ PORT: String(await freePort()), DATA_DIR: storage.storage.dataDir, REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+    await Promise.race([redisReached, server.exited]);
+    expect(existsSync(path.join(storage.storage.dataDir, 'pg', 'postmaster.pid')), 'embedded PostgreSQL running').toBe(true);
+    server.child.kill('SIGTERM');
+    const { code, signal, stderr } = await server.exited;
+    silent.forEach((socket) => socket.destroy());
+    expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
+    expect(stderr).toContain('SIGTERM before the app was up: stopping');
+    expect(existsSync(path.join(storage.storage.dataDir, 'pg', 'postmaster.pid')), 'embedded PostgreSQL left running').toBe(false);
+  }, 90_000);
 });
 
 /** Runs the server as `npm start` does with `env` until it exits (at most 60 s). */
 function runToExit(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
+  return spawnServer(env).exited;
+}
+
+function spawnServer(env: Record<string, string>) {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'API_TOKENS']) if (!(name in env)) delete childEnv[name];
   const { nodeArgs, script } = startCommand();
@@ -59,14 +87,15 @@ function runToExit(env: Record<string, string>): Promise<{ code: number | null; 
   const child = spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`server still running after 60 s; stderr:\n${stderr}`));
     }, 60_000);
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stderr, ms: performance.now() - started });
+      resolve({ code, signal, stderr, ms: performance.now() - started });
     });
   });
+  return { child, exited };
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { assign, fromPromise, setup, spawnChild, type AnyActorRef } from 'xstate';
+import { assign, fromPromise, raise, setup, spawnChild, type AnyActorRef } from 'xstate';
 import { z } from 'zod';
 import { ManualClock } from '../../actors/clock.ts';
 import { ActorSystem } from '../../actors/system.ts';
@@ -39,24 +39,34 @@ const probeMachine = setup({
 });
 
 /**
- * Each `via…` event spawns an effect child a different way; the child reports how many events
- * of its own type were stored when it started.
+ * Each `via…` event leads to an effect child a different way; the child reports how many events
+ * of its own type were stored when it started. The machine invokes nothing.
  */
+type Via = 'viaAssign' | 'viaArgs' | 'viaSpawnChild' | 'viaEntry' | 'viaRaise';
 const spawnerMachine = setup({
   types: {} as {
     context: { pings: number; storedWhenStarted: number | null; kid: AnyActorRef | null };
-    events: { type: 'ping' } | { type: 'viaAssign' } | { type: 'viaArgs' } | { type: 'viaSpawnChild' } | { type: 'xstate.done.actor.kid'; output: number };
+    events: { type: 'ping' } | { type: Via } | { type: 'raised' } | { type: 'xstate.done.actor.kid'; output: number };
   },
   actors: { work: fromPromise<number, string>(async () => -1) },
 }).createMachine({
   id: 'spawner',
   context: { pings: 0, storedWhenStarted: null, kid: null },
+  initial: 'idle',
+  states: {
+    idle: { on: { viaEntry: 'spawning' } },
+    // Entered by a transition whose own actions do nothing.
+    spawning: { entry: assign({ kid: ({ spawn }) => spawn('work', { id: 'kid', input: 'viaEntry' }) }) },
+  },
   on: {
     ping: { actions: assign({ pings: ({ context }) => context.pings + 1 }) },
     viaAssign: { actions: assign({ kid: ({ spawn, event }) => spawn('work', { id: 'kid', input: event.type }) }) },
     // The assigner takes its arguments whole: nothing in it says whether it spawns.
     viaArgs: { actions: assign((args) => ({ kid: spawnWork(args) })) },
     viaSpawnChild: { actions: spawnChild('work', { id: 'kid', input: ({ event }) => event.type }) },
+    // Raises an event whose transition spawns, within the same step.
+    viaRaise: { actions: raise({ type: 'raised' }) },
+    raised: { actions: spawnChild('work', { id: 'kid', input: 'viaRaise' }) },
     'xstate.done.actor.kid': { actions: assign({ storedWhenStarted: ({ event }) => event.output, kid: null }) },
   },
 });
@@ -103,14 +113,18 @@ describe('at-least-once effects', () => {
     await db.close();
   });
 
-  it.each(['viaAssign', 'viaArgs', 'viaSpawnChild'] as const)('starts a spawned effect only once the event that asks for it is stored (%s)', async (via) => {
+  it.each(['viaAssign', 'viaArgs', 'viaSpawnChild', 'viaEntry', 'viaRaise'] as const)('starts a spawned effect only once the event that asks for it is stored (%s)', async (via) => {
     const db = t.reopen();
     const system = new ActorSystem({ db, clock: new ManualClock(0) });
+    // Group commits finished when the child started: a child started by a step taken inside the
+    // batch that stores its event starts before that batch is counted.
+    let commitsAtStart = -1;
     const work = fromPromise<number, string>(async ({ input }) => {
+      commitsAtStart = system.committer.stats.flushes;
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM journal WHERE key = 'S-1' AND event->>'type' = $1`, [input]);
       return rows[0].n;
     });
-    const events = { ping: z.strictObject({}), viaAssign: z.strictObject({}), viaArgs: z.strictObject({}), viaSpawnChild: z.strictObject({}) };
+    const events = Object.fromEntries(['ping', 'viaAssign', 'viaArgs', 'viaSpawnChild', 'viaEntry', 'viaRaise'].map((type) => [type, z.strictObject({})]));
     system.register({ name: 'spawner', machine: spawnerMachine.provide({ actors: { work } }), events });
     await system.start();
     await system.sendAndWait('spawner', 'S-1', { type: 'ping' });
@@ -119,8 +133,10 @@ describe('at-least-once effects', () => {
     const { rows } = await t.db.query(`SELECT processed_seq FROM actors WHERE key = 'S-1'`);
     expect(rows[0].processed_seq).toBe(2);
     // ...one that spawns an effect is taken only after its event is committed.
+    const commitsBefore = system.committer.stats.flushes;
     await system.send('spawner', 'S-1', { type: via });
     for (let i = 0; i < 200 && (await system.get('spawner', 'S-1')).context.storedWhenStarted === null; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(commitsAtStart, 'group commits when the child started').toBeGreaterThan(commitsBefore);
     expect((await system.get('spawner', 'S-1')).context).toMatchObject({ pings: 2, storedWhenStarted: 1 });
     await system.stop();
     await db.close();
@@ -267,23 +283,26 @@ describe('states that cannot be stored', () => {
     await system.stop();
   });
 
-  it('wakes an actor whose timer leads to a state that cannot be stored later and later, not at every pass', async () => {
-    const fuseMachine = setup({ types: {} as { context: { fired: string }; events: { type: 'arm' } } }).createMachine({
+  it('wakes an actor whose timer leads to a state that cannot be stored later and later, not at every pass, until a state of it is stored', async () => {
+    const fuseMachine = setup({ types: {} as { context: { fired: string; bad: boolean }; events: { type: 'arm'; bad: boolean } | { type: 'defuse' } } }).createMachine({
       id: 'fuse',
-      context: { fired: '' },
+      context: { fired: '', bad: false },
       initial: 'idle',
       states: {
-        idle: { on: { arm: 'armed' } },
-        armed: { after: { 1000: { target: 'blown', actions: assign({ fired: 'a\u0000b' }) } } },
-        blown: {},
+        idle: { on: { arm: { target: 'armed', actions: assign({ bad: ({ event }) => event.bad }) } } },
+        armed: {
+          after: { 1000: { target: 'blown', actions: assign({ fired: ({ context }) => (context.bad ? 'a\u0000b' : 'ok') }) } },
+          on: { defuse: 'idle' },
+        },
+        blown: { on: { defuse: 'idle' } },
       },
     });
     const clock = new ManualClock(0);
     const system = new ActorSystem({ db: t.db, clock });
-    system.register({ name: 'fuse', machine: fuseMachine, events: { arm: z.strictObject({}) }, idleTimeoutMs: 60_000 });
+    system.register({ name: 'fuse', machine: fuseMachine, events: { arm: z.strictObject({ bad: z.boolean() }), defuse: z.strictObject({}) }, idleTimeoutMs: 60_000 });
     clock.settle = () => system.settled();
     await system.start();
-    await system.sendAndWait('fuse', 'F-1', { type: 'arm' });
+    await system.sendAndWait('fuse', 'F-1', { type: 'arm', bad: true });
     const failedAt: number[] = [];
     for (let s = 0; s < 120; s++) {
       await clock.advance(1_000);
@@ -298,6 +317,18 @@ describe('states that cannot be stored', () => {
     const stored = await t.db.query(`SELECT state FROM actors WHERE key = 'F-1'`);
     expect(stored.rows[0].state).toBe('armed');
     expect(system.heldOffCount).toBe(1);
+
+    // An event is not held back; the state it leads to is stored, and the actor is well again.
+    expect((await system.sendAndWait('fuse', 'F-1', { type: 'defuse' })).state).toBe('idle');
+    await system.settled();
+    expect(system.heldOffCount).toBe(0);
+    // Its next timer fires on time, evicted or not.
+    await system.sendAndWait('fuse', 'F-1', { type: 'arm', bad: false });
+    const armedAt = clock.now();
+    await clock.advance(1_000);
+    expect(await system.get('fuse', 'F-1')).toMatchObject({ state: 'blown', context: { fired: 'ok' } });
+    const fired = await t.db.query(`SELECT at FROM transitions WHERE key = 'F-1' AND to_state = 'blown'`);
+    expect(fired.rows.map((r) => Number(r.at) - armedAt)).toEqual([1_000]);
     await system.stop();
   });
 

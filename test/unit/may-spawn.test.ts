@@ -7,6 +7,8 @@ import { tallyMachine } from '../../machines/tally.ts';
  * An event to a resident actor is stepped before its commit only when the step cannot start an
  * effect; whether an `assign` may spawn is read from its assigner's source, erring on yes.
  */
+const key = 'spawn';
+
 describe('assignerMaySpawn', () => {
   it('says yes to an assigner that names spawn or takes its arguments whole', () => {
     const yes: Function[] = [
@@ -23,6 +25,14 @@ describe('assignerMaySpawn', () => {
       },
       // Bound: its source is not there to read.
       (({ context }: { context: number }) => context).bind(null),
+      // Reaches its arguments without naming them.
+      function ({ context }: { context: number }) {
+        // eslint-disable-next-line prefer-rest-params
+        return [context, arguments[0]];
+      },
+      // A computed key, or a string default that throws off reading the pattern.
+      ({ [key]: start }: Record<string, (src: string) => unknown>) => start!('work'),
+      ({ context = '}', ...rest }: { context?: string; spawn: unknown }) => [context, rest],
     ];
     for (const fn of yes) expect(assignerMaySpawn(fn), String(fn)).toBe(true);
   });
