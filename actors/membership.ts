@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Db, Session } from '../storage/db.ts';
 import { errInfo } from './errors.ts';
 import { registerNode } from './store.ts';
-import type { RuntimeLogger } from './system.ts';
+import type { RuntimeLogger } from './types.ts';
 
 /** Advisory-lock namespace of node liveness locks (matches `actor_live_nodes()`). */
 const LIVENESS_NAMESPACE = 379423;

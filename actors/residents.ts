@@ -8,8 +8,7 @@ import type { HeldOff } from './held-off.ts';
 import { errInfo, RuntimeError, UnavailableError, UnstorableStateError } from './errors.ts';
 import { stateToSave, stepEvent, stepResult, type Stepping } from './stepping.ts';
 import * as store from './store.ts';
-import type { RuntimeLogger, RuntimeStats } from './system.ts';
-import type { ActorEvent, ResolvedActorType } from './types.ts';
+import type { ActorEvent, ResolvedActorType, RuntimeLogger, RuntimeStats } from './types.ts';
 
 const RETRY_MS = 1000;
 

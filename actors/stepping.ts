@@ -4,8 +4,7 @@ import type { SaveOp, TransitionRecord } from './committer.ts';
 import type { Entry, StepResult } from './entry.ts';
 import { PayloadTooLargeError, UnstorableStateError, ValidationError } from './errors.ts';
 import { unstorableText } from './validate.ts';
-import type { RuntimeStats } from './system.ts';
-import type { ActorEvent } from './types.ts';
+import type { ActorEvent, RuntimeStats } from './types.ts';
 import { liveView } from './views.ts';
 
 /** What stepping a live actor needs from the runtime around it. */

@@ -10,29 +10,10 @@ import { HeldOff } from './held-off.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { Residents } from './residents.ts';
 import { Membership, defaultNode } from './membership.ts';
-import { resolveActorType, type ActorEvent, type ActorTypeDefinition, type ActorView, type ProcessedResult, type ResolvedActorType, type SendResult } from './types.ts';
+import { resolveActorType, type ActorEvent, type ActorTypeDefinition, type ActorView, type ProcessedResult, type ResolvedActorType, type RuntimeLogger, type RuntimeStats, type SendResult } from './types.ts';
 import { machineDefinition } from './definition.ts';
 
-export interface RuntimeLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** Running totals since start, for metrics. */
-export interface RuntimeStats {
-  appended: number;
-  duplicates: number;
-  processed: number;
-  notAccepted: number;
-  mailboxFull: number;
-  spontaneous: number;
-  activations: number;
-  passivations: number;
-  saveFailures: number;
-  /** States actors moved to by themselves that could not be stored (see Residents). */
-  unstorableStates: number;
-}
+export type { RuntimeLogger, RuntimeStats } from './types.ts';
 
 export interface ActorSystemOptions {
   db: Db;

@@ -86,3 +86,25 @@ export interface ProcessedResult extends SendResult {
   state: string;
   snapshot: ActorView;
 }
+
+/** Where the runtime logs (pino's shape; silent by default). */
+export interface RuntimeLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Running totals since start, for metrics. */
+export interface RuntimeStats {
+  appended: number;
+  duplicates: number;
+  processed: number;
+  notAccepted: number;
+  mailboxFull: number;
+  spontaneous: number;
+  activations: number;
+  passivations: number;
+  saveFailures: number;
+  /** States actors moved to by themselves that could not be stored (see Residents). */
+  unstorableStates: number;
+}
