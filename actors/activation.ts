@@ -183,10 +183,8 @@ interface Shape {
   eventless: boolean;
   /** Some action somewhere may spawn: an event raised in a step may lead to it. */
   spawnsSomewhere: boolean;
-  /** Named actions whose implementation spawns (or may, as `enqueueActions` can). */
-  spawning: Set<string>;
-  /** The built-in kind of each named action's implementation (`xstate.raise`…). */
-  kinds: Map<string, string>;
+  /** The machine's named action implementations. */
+  named: Record<string, unknown>;
 }
 
 const shapes = new WeakMap<AnyStateMachine, Shape>();
@@ -194,33 +192,28 @@ const spawnKinds = new Set(['xstate.spawnChild', 'xstate.enqueueActions']);
 /** Actions that send the actor an event of its own within the step. */
 const raiseKinds = new Set(['xstate.raise', 'xstate.sendTo']);
 
-/** Whether an action object spawns, or may: `spawnChild`, `enqueueActions`, or an `assign` whose assigner may call `spawn`. */
-function spawnsItself(action: unknown): boolean {
-  const type = (action as { type?: unknown } | null)?.type;
-  if (type === 'xstate.assign') return assignMaySpawn(action as object);
-  return spawnKinds.has(type as string);
+/** The action object a state node's action stands for: itself, or the implementation it names. */
+function implementation(shape: Shape, action: unknown): unknown {
+  if (typeof action === 'function') return action;
+  const name = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
+  return typeof name === 'string' && Object.hasOwn(shape.named, name) ? shape.named[name] : undefined;
 }
 
-/** Whether an action as a state node holds it (an action object, or a name) spawns, or may. */
+/** Whether an action spawns, or may: `spawnChild`, `enqueueActions`, or an `assign` whose assigner may call `spawn`. */
 function actionSpawns(shape: Shape, action: unknown): boolean {
-  if (typeof action === 'function') return spawnsItself(action);
-  const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
-  return typeof named === 'string' && shape.spawning.has(named);
+  const impl = implementation(shape, action) as { type?: unknown } | undefined;
+  if (impl?.type === 'xstate.assign') return assignMaySpawn(impl);
+  return spawnKinds.has(impl?.type as string);
 }
 
 function actionRaises(shape: Shape, action: unknown): boolean {
-  if (typeof action === 'function') return raiseKinds.has((action as { type?: unknown }).type as string);
-  const named = typeof action === 'string' ? action : (action as { type?: unknown } | null)?.type;
-  return typeof named === 'string' && raiseKinds.has(shape.kinds.get(named) ?? named);
+  return raiseKinds.has((implementation(shape, action) as { type?: unknown } | undefined)?.type as string);
 }
 
 function shapeOf(machine: AnyStateMachine): Shape {
   let shape = shapes.get(machine);
   if (!shape) {
-    const implementations = (machine.implementations?.actions ?? {}) as Record<string, unknown>;
-    const names = Object.keys(implementations);
-    const kinds = new Map(names.map((name) => [name, String((implementations[name] as { type?: unknown } | null)?.type ?? '')]));
-    const found: Shape = { entering: false, eventless: false, spawnsSomewhere: false, spawning: new Set(names.filter((name) => spawnsItself(implementations[name]))), kinds };
+    const found: Shape = { entering: false, eventless: false, spawnsSomewhere: false, named: (machine.implementations?.actions ?? {}) as Record<string, unknown> };
     const visit = (node: AnyStateNode) => {
       if (node.invoke.length) found.entering = true;
       if (node.always?.length) found.eventless = true;
