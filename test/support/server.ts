@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkListen } from '../../http/listen.ts';
 import { embeddedConnectionString, stopOrphan } from '../../storage/embedded.ts';
 import { createFreshDatabase } from './pgdb.ts';
 import { startCommand } from './start-command.ts';
@@ -213,7 +213,7 @@ export async function freePort(): Promise<number> {
   const low = ephemeralLow();
   for (;;) {
     const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
-    if (await canBind(port)) return port;
+    if ((await checkListen(port, '127.0.0.1')) === undefined) return port;
   }
 }
 
@@ -224,12 +224,4 @@ function ephemeralLow(): number {
   } catch {
     return 32_768;
   }
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
