@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, freshStorage, repoRoot, type TestStorage } from '../support/server.ts';
-import { startCommand } from '../support/start-command.ts';
+import { freePort, freshStorage, spawnApp, type TestStorage } from '../support/server.ts';
 
 /**
  * A start that cannot succeed must say why in one line and leave nothing running: the embedded
@@ -80,11 +78,9 @@ function runToExit(env: Record<string, string>): Promise<{ code: number | null; 
 }
 
 function spawnServer(env: Record<string, string>) {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env };
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'API_TOKENS']) if (!(name in env)) delete childEnv[name];
-  const { nodeArgs, script } = startCommand();
   const started = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnApp(env);
+  child.stdout!.resume(); // unread, it could fill and stall the server
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }>((resolve, reject) => {

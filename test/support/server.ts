@@ -88,20 +88,16 @@ export async function startServer(storage: Storage, opts: StartOptions = {}): Pr
 }
 
 async function startServerOn(port: number, storage: Storage, { env = {}, readyTimeoutMs = 60_000, ownGroup = false }: StartOptions): Promise<RunningServer> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'DATA_DIR', 'API_TOKENS', 'PORT', 'HOST']) delete childEnv[name];
-  Object.assign(childEnv, {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    API_TOKENS: JSON.stringify([{ token: ADMIN_TOKEN, role: 'admin', subject: 'e2e' }]),
-    ...(storage.kind === 'external' ? { DATABASE_URL: storage.databaseUrl } : { DATA_DIR: storage.dataDir }),
-    ...env,
-  });
-
   const spawnedAt = Date.now();
-  const { nodeArgs, script } = startCommand();
-  const child = spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
+  const child = spawnApp(
+    {
+      PORT: String(port),
+      API_TOKENS: JSON.stringify([{ token: ADMIN_TOKEN, role: 'admin', subject: 'e2e' }]),
+      ...(storage.kind === 'external' ? { DATABASE_URL: storage.databaseUrl } : { DATA_DIR: storage.dataDir }),
+      ...env,
+    },
+    ownGroup,
+  );
   live.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => live.delete(child));
@@ -155,6 +151,19 @@ async function startServerOn(port: number, storage: Storage, { env = {}, readyTi
       return fetch(url + route, { ...init, headers });
     },
   };
+}
+
+/**
+ * Spawns the server as `npm start` runs it, on 127.0.0.1 with warnings only, configured by `env`
+ * alone: none of the storage, token or port settings of this process leak into it. Its stdout
+ * and stderr are piped; `detached` makes it the leader of a process group of its own.
+ */
+export function spawnApp(env: Record<string, string>, detached = false): ChildProcess {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'DATA_DIR', 'API_TOKENS', 'PORT', 'HOST']) delete childEnv[name];
+  Object.assign(childEnv, { HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env });
+  const { nodeArgs, script } = startCommand();
+  return spawn(process.execPath, [...nodeArgs, script], { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached });
 }
 
 /** SIGKILLs every server child still running (afterEach: a failed test must leave none). */
